@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The trainer's CPU target: default `edgecls train` on the shared CIFAR-10 copy, timed end to end.
+#   bash benchmarks/resnet20_cpu_target.sh [OUT_DIR]
+# Prints wall seconds and best test accuracy; run it on an otherwise idle machine.
+set -euo pipefail
+out="${1:-artifacts/runs/resnet20-cpu-target}"
+data="${EDGECLS_DATA:-../shared/datasets/cifar10}"
+start=$(date +%s.%N)
+edgecls train --model resnet20 --data "$data" --out "$out"
+end=$(date +%s.%N)
+python - "$out/metrics.json" "$start" "$end" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+print(f"wall {float(sys.argv[3]) - float(sys.argv[2]):.0f} s (process), best test accuracy {m['best_acc']:.2%} "
+      f"at epoch {m['best_epoch']} of {len(m['epochs'])}")
+PY

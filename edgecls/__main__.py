@@ -1,0 +1,5 @@
+"""``python -m edgecls``: the same CLI, also what torchrun launches."""
+
+from edgecls.cli import main
+
+main()

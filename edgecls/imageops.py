@@ -1,0 +1,67 @@
+"""Image loading and the evaluation resize, in Pillow only.
+
+Shared by the trainer (decoding datasets) and the torch-free runtime, so both feed a model
+exactly the same pixels. ``resize_shorter_center_crop`` mirrors torchvision's
+``Resize(size)`` + ``CenterCrop(size)`` on PIL images, size arithmetic included.
+"""
+
+from __future__ import annotations
+
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"})
+INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
+                  "nearest": Image.Resampling.NEAREST}
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparent pixels are composited on white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if img.mode in ("RGBA", "LA", "PA"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _high_depth_to_rgb(img)
+    return img.convert("RGB")
+
+
+def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
+    """Scale 16-bit / int32 / float images by their own range instead of clipping at 255."""
+    import numpy as np
+
+    arr = np.asarray(img.convert("F") if img.mode.startswith("I;16") else img, dtype=np.float64)
+    lo, hi = float(arr.min()), float(arr.max())
+    scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) * (255.0 / (hi - lo))
+    gray = Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+    return gray.convert("RGB")
+
+
+def open_rgb(path, draft_size: int | None = None) -> Image.Image:
+    """Open an image file as upright RGB (EXIF orientation applied, first frame of animations)."""
+    with Image.open(path) as img:
+        img.seek(0)
+        if draft_size is not None and img.format == "JPEG":
+            img.draft("RGB", (draft_size, draft_size))
+        img = ImageOps.exif_transpose(img)
+        img.load()
+        return to_rgb(img)
+
+
+def resize_shorter_center_crop(img: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
+    """Resize the shorter side to ``size`` (long side truncated as torchvision does), then center-crop."""
+    w, h = img.size
+    if (w, h) != (size, size):
+        if w <= h:
+            new_w, new_h = size, int(size * h / w)
+        else:
+            new_w, new_h = int(size * w / h), size
+        if (new_w, new_h) != (w, h):
+            img = img.resize((new_w, new_h), INTERPOLATIONS[interpolation])
+        left = int(round((new_w - size) / 2.0))
+        top = int(round((new_h - size) / 2.0))
+        img = img.crop((left, top, left + size, top + size))
+    return img

@@ -1,0 +1,1 @@
+"""edgecls.export: TorchScript / ONNX / OpenVINO export with parity checks (not built yet)."""

@@ -1,0 +1,1 @@
+"""edgecls.runtime: the torch-free classifier (not built yet)."""

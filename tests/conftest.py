@@ -1,0 +1,60 @@
+"""Shared fixtures: small real image folders cut from ../shared/datasets/cifar10."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR = (REPO.parent / "shared" / "datasets" / "cifar10").resolve()
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def copy_subset(dst: Path, per_class_train: int, per_class_test: int, classes=CLASSES) -> Path:
+    """A real image folder with the first N images of each class."""
+    for split, count in (("train", per_class_train), ("test", per_class_test)):
+        for name in classes:
+            src = CIFAR / split / name
+            (dst / split / name).mkdir(parents=True, exist_ok=True)
+            for f in sorted(src.iterdir())[:count]:
+                shutil.copy2(f, dst / split / name / f.name)
+    return dst
+
+
+@pytest.fixture(scope="session")
+def cifar_dir() -> Path:
+    if not (CIFAR / "train").is_dir():
+        pytest.fail(f"the shared CIFAR-10 image folder is missing at {CIFAR}")
+    return CIFAR
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """One decoded-data cache per test session, never the user's."""
+    return tmp_path_factory.mktemp("edgecls-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory, cifar_dir) -> Path:
+    return copy_subset(tmp_path_factory.mktemp("tiny"), 30, 10)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600):
+    """Run ``python -m edgecls`` in a subprocess, as a user would."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "edgecls", *args], cwd=cwd or REPO, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

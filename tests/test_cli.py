@@ -1,0 +1,97 @@
+"""The command line as a user meets it: help, version, and one-line errors."""
+
+import json
+
+import pytest
+import torch
+
+from edgecls import __version__
+
+from .conftest import CLASSES, assert_one_line_error, copy_subset, run_cli
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"edgecls {__version__}"
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "models"])
+def test_every_command_has_help(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "Usage" in result.stdout
+
+
+def test_train_help_documents_the_contract():
+    text = run_cli("train", "--help").stdout
+    for flag in ("--model", "--data", "--epochs", "--batch-size", "--device", "--out", "--seed", "--limit-train",
+                 "--resume", "--patience", "--ema", "--tta", "--precision", "--compile"):
+        assert flag in text, flag
+
+
+def test_models_lists_params_and_flops():
+    result = run_cli("models", "--json")
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["resnet20"]["params"] == 272474
+    assert rows["resnet18"]["params"] > 11e6 and rows["vgg16"]["flops"] > rows["resnet20"]["flops"]
+
+
+def test_missing_data_path(tmp_path):
+    result = run_cli("train", "--data", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "does not exist")
+    assert not (tmp_path / "o").exists()
+
+
+def test_data_path_that_is_a_file(tmp_path):
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    assert_one_line_error(run_cli("train", "--data", str(f)), "is not a folder")
+
+
+def test_empty_data_folder(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    assert_one_line_error(run_cli("train", "--data", str(tmp_path), "--cache-dir", str(tmp_path / "c")),
+                          "no class folders")
+
+
+def test_corrupt_image_in_training_data(tmp_path):
+    root = copy_subset(tmp_path / "d", 2, 1, CLASSES[:2])
+    (root / "train" / "airplane" / "zz.png").write_bytes(b"not a png")
+    result = run_cli("train", "--data", str(root), "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"))
+    assert_one_line_error(result, "cannot decode image", "zz.png")
+
+
+BAD_OPTIONS = [
+    (["--model", "resnet7"], "unknown model"),
+    (["--epochs", "0"], "--epochs"),
+    (["--flip", "sideways"], "--flip"),
+    (["--device", "tpu"], "--device"),
+    (["--precision", "fp8"], "--precision"),
+]
+if not torch.cuda.is_available():
+    BAD_OPTIONS.append((["--device", "cuda"], "no CUDA GPU"))
+
+
+@pytest.mark.parametrize("args,fragment", BAD_OPTIONS)
+def test_bad_options(tmp_path, args, fragment, tiny_folder):
+    result = run_cli("train", "--data", str(tiny_folder), "--cache-dir", str(tmp_path / "c"),
+                     "--out", str(tmp_path / "o"), *args)
+    assert_one_line_error(result, fragment)
+
+
+@pytest.mark.parametrize("content", [b"", b"hello", b"PK\x03\x04garbage"])
+def test_eval_rejects_files_that_are_not_checkpoints(tmp_path, content):
+    f = tmp_path / "model.pt"
+    f.write_bytes(content)
+    assert_one_line_error(run_cli("eval", str(f)), "not")
+
+
+def test_eval_rejects_a_plain_torch_file(tmp_path):
+    f = tmp_path / "tensor.pt"
+    torch.save({"weights": torch.zeros(3)}, f)
+    assert_one_line_error(run_cli("eval", str(f)), "not an edgecls checkpoint")
+
+
+def test_eval_missing_checkpoint(tmp_path):
+    assert_one_line_error(run_cli("eval", str(tmp_path / "none.pt")), "does not exist")

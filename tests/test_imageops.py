@@ -1,0 +1,64 @@
+"""The Pillow resize/convert helpers against torchvision's evaluation transform."""
+
+import numpy as np
+import pytest
+from PIL import Image
+from torchvision import transforms as T
+
+from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb
+
+
+def torchvision_eval(img: Image.Image, size: int) -> np.ndarray:
+    return np.asarray(T.Compose([T.Resize(size), T.CenterCrop(size)])(img))
+
+
+def test_real_test_images_pass_through_unchanged(cifar_dir):
+    for path in sorted((cifar_dir / "test" / "cat").iterdir())[:20]:
+        img = open_rgb(path)
+        assert np.array_equal(np.asarray(resize_shorter_center_crop(img, 32)), np.asarray(img))
+        assert np.array_equal(np.asarray(resize_shorter_center_crop(img, 32)), torchvision_eval(img, 32))
+
+
+@pytest.mark.parametrize("size", [(32, 32), (33, 32), (640, 480), (480, 640), (4000, 3000), (101, 37)])
+def test_resize_matches_torchvision(size, cifar_dir):
+    rng = np.random.default_rng(sum(size))
+    base = open_rgb(sorted((cifar_dir / "test" / "ship").iterdir())[0]).resize(size, Image.Resampling.BICUBIC)
+    noisy = np.clip(np.asarray(base, dtype=np.int16) + rng.integers(-20, 20, (size[1], size[0], 3)), 0, 255)
+    img = Image.fromarray(noisy.astype(np.uint8))
+    for target in (32, 64):
+        assert np.array_equal(np.asarray(resize_shorter_center_crop(img, target)), torchvision_eval(img, target))
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "P", "RGBA", "CMYK", "I;16", "I", "F", "1"])
+def test_every_mode_becomes_rgb(mode):
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
+    if mode == "I;16":
+        img = Image.fromarray(rng.integers(0, 65535, (8, 8), dtype=np.uint16), mode="I;16")
+    elif mode == "F":
+        img = Image.fromarray(rng.random((8, 8), dtype=np.float32) * 1000, mode="F")
+    else:
+        img = rgb.convert(mode)
+    out = to_rgb(img)
+    assert out.mode == "RGB" and out.size == (8, 8)
+    if mode in ("I;16", "F"):
+        arr = np.asarray(out)
+        assert arr.min() == 0 and arr.max() == 255  # scaled by the image's own range, not clipped
+
+
+def test_transparency_composites_on_white():
+    img = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    assert np.asarray(to_rgb(img))[0, 0].tolist() == [255, 255, 255]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    img = Image.new("RGB", (40, 20), (0, 0, 0))
+    img.paste((255, 255, 255), (0, 0, 20, 20))  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when shown
+    path = tmp_path / "rotated.jpg"
+    img.save(path, exif=exif, quality=95)
+    out = open_rgb(path)
+    assert out.size == (20, 40)
+    arr = np.asarray(out).mean(2)
+    assert arr[:20].mean() > 200 and arr[20:].mean() < 50  # the white half is now on top

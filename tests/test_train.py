@@ -1,0 +1,107 @@
+"""End-to-end training runs through the real CLI on real CIFAR-10 images."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from edgecls.trainer import load_checkpoint, read_checkpoint
+
+from .conftest import REPO, run_cli
+
+SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536", "--limit-test", "500",
+             "--device", "cpu", "--seed", "7", "--threads", "2", "--warmup-epochs", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory, cifar_dir, cache_dir):
+    out = tmp_path_factory.mktemp("run") / "r"
+    result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "4",
+                     "--out", str(out), *SMALL_RUN)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_short_run_learns_and_writes_every_output(short_run):
+    out, result = short_run
+    for name in ("best.pt", "last.pt", "metrics.json", "curves.png", "confusion.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["epochs"]) == 4
+    for row in metrics["epochs"]:
+        assert {"epoch", "train_loss", "test_acc", "train_img_per_s", "epoch_s", "wall_s"} <= row.keys()
+        assert 0.0 <= row["test_acc"] <= 1.0
+    assert metrics["epochs"][-1]["train_loss"] < metrics["epochs"][0]["train_loss"]
+    assert metrics["best_acc"] > 0.25, metrics  # chance is 0.10
+    assert "epoch   4/4" in result.stdout
+
+
+def test_checkpoint_round_trip(short_run, cifar_dir, cache_dir):
+    out, _ = short_run
+    model, meta = load_checkpoint(out / "best.pt")
+    assert not model.training
+    assert next(model.parameters()).device.type == "cpu"
+    assert meta["model"] == "resnet20" and meta["input_size"] == 32
+    assert meta["classes"][:2] == ["airplane", "automobile"] and len(meta["classes"]) == 10
+    assert len(meta["mean"]) == 3 and len(meta["std"]) == 3
+    raw = torch.load(out / "best.pt", weights_only=True)
+    assert set(raw["state_dict"]) == set(model.state_dict())
+    metrics = json.loads((out / "metrics.json").read_text())
+    result = run_cli("eval", str(out / "best.pt"), "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 10000 and set(report["per_class"]) == set(meta["classes"])
+    assert abs(sum(report["per_class"].values()) / 10 - report["accuracy"]) < 1e-9  # 1000 per class
+    assert report["accuracy"] > 0.25 and metrics["best_acc"] > 0.25
+
+
+def _wait_for_epoch(out, epoch, proc, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (out / "last.pt").exists():
+            try:
+                if read_checkpoint(out / "last.pt")["epoch"] >= epoch:
+                    return
+            except Exception:
+                pass
+        assert proc.poll() is None, "training ended before it could be interrupted"
+        time.sleep(0.2)
+    raise AssertionError("no checkpoint appeared in time")
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(short_run, tmp_path, cifar_dir, cache_dir):
+    reference, _ = short_run
+    out = tmp_path / "killed"
+    args = [sys.executable, "-m", "edgecls", "train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+            "--epochs", "4", "--out", str(out), *SMALL_RUN]
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_epoch(out, 2, proc)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert read_checkpoint(out / "last.pt")["epoch"] < 4
+    result = run_cli("train", "--resume", str(out / "last.pt"))
+    assert result.returncode == 0, result.stderr
+    a, b = read_checkpoint(reference / "last.pt"), read_checkpoint(out / "last.pt")
+    assert a["epoch"] == b["epoch"] == 4
+    for key, value in a["raw_state_dict"].items():
+        assert torch.equal(value, b["raw_state_dict"][key]), key
+    acc = [[row["test_acc"] for row in c["history"]] for c in (a, b)]
+    assert acc[0] == acc[1]
+    assert not list(out.glob(".*.tmp"))
+
+
+def test_patience_stops_early(tmp_path, cifar_dir, cache_dir):
+    """With one test image accuracy is 0 or 1, so it can improve at most once: patience 1 must stop by epoch 3."""
+    out = tmp_path / "patient"
+    result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "6",
+                     "--out", str(out), "--patience", "1", "--limit-train", "256",
+                     "--limit-test", "1", "--device", "cpu", "--model", "simplecnn")
+    assert result.returncode == 0, result.stderr
+    assert "early stop" in result.stdout
+    assert len(json.loads((out / "metrics.json").read_text())["epochs"]) <= 3

@@ -1,0 +1,42 @@
+"""In-memory decoded datasets: uint8 NHWC arrays plus labels and class names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # (N, H, W, 3) uint8
+    labels: np.ndarray  # (N,) int64
+    classes: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, count: int | None, seed: int) -> "ImageSet":
+        """A seeded random subset (all of it when ``count`` is None or not smaller)."""
+        if count is None or count >= len(self):
+            return self
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:count])
+        return ImageSet(self.images[idx], self.labels[idx], self.classes)
+
+
+@dataclass
+class DataSplits:
+    train: ImageSet | None  # None when only the test split was asked for
+    test: ImageSet
+    source: str
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.test.classes
+
+    def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean/std of the training images in [0, 1]; becomes the model's normalization."""
+        flat = self.train.images.reshape(-1, 3)
+        step = max(1, len(flat) // 4_000_000)  # a strided sample is exact enough and bounded in cost
+        sample = flat[::step].astype(np.float64) / 255.0
+        return tuple(sample.mean(0).round(4).tolist()), tuple(sample.std(0).round(4).tolist())

@@ -1,0 +1,38 @@
+"""`edgecls eval`: accuracy, per-class accuracy and confusion matrix of a checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgecls.errors import EdgeclsError
+
+from .checkpoint import load_checkpoint
+from .data import load_data
+from .loop import DeviceData, predict_logits
+from .plots import confusion_matrix, plot_grid
+from .policy import resolve_policy, set_cpu_threads
+
+
+def evaluate_checkpoint(ckpt: str | Path, data: str = "cifar10", data_dir: str | None = None,
+                        cache_dir: str | None = None, device: str = "cpu", tta: bool = False,
+                        grid: str | Path | None = None, grid_count: int = 32) -> dict:
+    model, meta = load_checkpoint(ckpt)
+    set_cpu_threads(None)
+    policy = resolve_policy(device, "fp32")
+    splits = load_data(data, meta["input_size"], data_dir, cache_dir, need_train=False)
+    classes = list(meta["classes"])
+    if list(splits.classes) != classes:
+        raise EdgeclsError(f"the data's classes {list(splits.classes)} differ from the checkpoint's {classes}")
+    test = DeviceData.from_numpy(splits.test.images, splits.test.labels, meta["mean"], meta["std"], policy.device)
+    model = model.to(policy.device)
+    pred = predict_logits(model, test, policy, tta=tta).argmax(1).numpy()
+    true = splits.test.labels
+    cm = confusion_matrix(pred, true, len(classes))
+    per_class = {c: float(cm[i, i] / max(1, cm[i].sum())) for i, c in enumerate(classes)}
+    if grid is not None:
+        pick = np.random.default_rng(0).permutation(len(true))[:grid_count]
+        plot_grid(splits.test.images[pick], true[pick], pred[pick], classes, Path(grid))
+    return {"accuracy": float((pred == true).mean()), "per_class": per_class, "n": int(len(true)),
+            "confusion": cm.tolist(), "classes": classes, "checkpoint": str(ckpt), "sha256": meta["sha256"]}
