@@ -47,3 +47,25 @@ class ModelSpec:
             layout=d.get("layout", "NCHW"),
             extra=dict(d.get("extra", {})),
         )
+
+
+# Keys under which exported model files carry their spec (ONNX metadata_props, OpenVINO rt_info,
+# TorchScript extra files). Values are strings; the spec itself is JSON.
+META_SPEC = "edgecls.spec"
+META_VERSION = "edgecls.version"
+META_SOURCE_SHA256 = "edgecls.source_sha256"
+
+
+def spec_to_metadata(spec: ModelSpec, version: str, source_sha256: str) -> dict[str, str]:
+    import json
+
+    return {META_SPEC: json.dumps(spec.to_dict(), sort_keys=True), META_VERSION: version,
+            META_SOURCE_SHA256: source_sha256}
+
+
+def spec_from_metadata(meta: dict[str, str]) -> ModelSpec | None:
+    """The spec stored by :func:`spec_to_metadata`, or None when the file carries none."""
+    import json
+
+    raw = meta.get(META_SPEC)
+    return ModelSpec.from_dict(json.loads(raw)) if raw else None

@@ -58,3 +58,25 @@ def assert_one_line_error(result, *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def trained_checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
+    """A small ResNet-20 trained for real on a CIFAR-10 subset (shared by export and runtime tests)."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "2",
+                     "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64", "--seed", "1",
+                     "--warmup-epochs", "0.5", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Path:
+    """Every format, FP32 and INT8, exported through the real CLI."""
+    out = tmp_path_factory.mktemp("export") / "resnet20"
+    result = run_cli("export", str(trained_checkpoint), "--format", "all", "--int8", "--out", str(out),
+                     "--calib-data", str(cifar_dir), "--calib-size", "64", "--check-images", "200",
+                     env={"XDG_CACHE_HOME": str(cache_dir / "xdg")})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out

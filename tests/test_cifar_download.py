@@ -24,8 +24,8 @@ def md5(data: bytes) -> str:
 
 def batch_bytes(seed: int, n: int) -> bytes:
     rng = np.random.default_rng(seed)
-    return pickle.dumps({b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
-                         b"labels": rng.integers(0, 10, n).tolist()})
+    return pickle.dumps({"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+                         "labels": rng.integers(0, 10, n).tolist()})
 
 
 @pytest.fixture()
@@ -33,7 +33,7 @@ def fake_cifar(tmp_path, monkeypatch):
     """A small archive in CIFAR-10's own format, served over HTTP on 127.0.0.1."""
     files = {f"data_batch_{i}": batch_bytes(i, 8) for i in range(1, 6)}
     files["test_batch"] = batch_bytes(0, 6)
-    files["batches.meta"] = pickle.dumps({b"label_names": [n.encode() for n in LABELS]})
+    files["batches.meta"] = pickle.dumps({"label_names": LABELS})
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for name, data in files.items():

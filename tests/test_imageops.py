@@ -34,9 +34,9 @@ def test_every_mode_becomes_rgb(mode):
     rng = np.random.default_rng(0)
     rgb = Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8))
     if mode == "I;16":
-        img = Image.fromarray(rng.integers(0, 65535, (8, 8), dtype=np.uint16), mode="I;16")
+        img = Image.fromarray(rng.integers(0, 65535, (8, 8), dtype=np.uint16))
     elif mode == "F":
-        img = Image.fromarray(rng.random((8, 8), dtype=np.float32) * 1000, mode="F")
+        img = Image.fromarray(rng.random((8, 8), dtype=np.float32) * 1000)
     else:
         img = rgb.convert(mode)
     out = to_rgb(img)

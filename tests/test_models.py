@@ -26,7 +26,7 @@ def test_model_builds_and_outputs_logits(name):
                                            ("resnet56", 0.85), ("resnet110", 1.7)])
 def test_cifar_resnet_sizes_match_the_paper(name, params_m):
     """He et al. 2016, Table 6 (option A shortcuts have no parameters)."""
-    assert count_params(build_model(name, 10)) / 1e6 == pytest.approx(params_m, abs=0.015)
+    assert count_params(build_model(name, 10)) / 1e6 == pytest.approx(params_m, rel=0.03)  # paper rounds
 
 
 def test_resnet20_flops():

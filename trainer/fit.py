@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -72,10 +73,10 @@ def eval_model(parts: StepParts):
     return parts.ema if parts.ema is not None else getattr(parts.model, "_orig_mod", parts.model)
 
 
-def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: TrainConfig, state: RunState,
-                        weights) -> None:
+def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: TrainConfig, state: RunState) -> None:
+    """last.pt: evaluated weights as ``state_dict`` (so it loads like best.pt) plus all training state."""
     save_checkpoint(
-        path, weights, spec, state.epoch,
+        path, eval_model(parts), spec, state.epoch,
         raw_state_dict={k: v.detach().cpu() for k, v in getattr(parts.model, "_orig_mod", parts.model).state_dict().items()},
         optimizer=parts.optimizer.state_dict(), scheduler=parts.scheduler.state_dict(),
         scaler=parts.scaler.state_dict(), config=cfg.to_dict(), history=state.history,
@@ -118,83 +119,110 @@ def write_metrics(out: Path, cfg: TrainConfig, spec: ModelSpec, state: RunState,
     return metrics
 
 
-def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict:
-    """Run (or continue) a training run; returns the metrics dict also written to metrics.json."""
-    if resume is not None:
-        cfg = config_for_resume(Path(resume))
-    out = Path(cfg.out) if cfg.out else default_run_dir(cfg.model)
-    cfg.out = str(out)
+@dataclass
+class Run:
+    """Everything one training run works with, built once by :func:`prepare_run`."""
+
+    cfg: TrainConfig
+    spec: ModelSpec
+    policy: ExecPolicy
+    parts: StepParts
+    train_data: DeviceData
+    test_data: DeviceData
+    out: Path
+    log: Callable[[str], None]
+    writer: object | None = None
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_data) // min(self.cfg.batch_size, len(self.train_data))
+
+
+def prepare_run(cfg: TrainConfig, log) -> Run:
     policy = resolve_policy(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     threads = set_cpu_threads(cfg.threads)
-    t0 = time.perf_counter()
     splits = load_data(cfg.data, get_entry(cfg.model).input_size, cfg.data_dir, cfg.cache_dir)
+    spec = build_spec(cfg, splits)
     train_set = splits.train.subset(cfg.limit_train, cfg.seed)
     test_set = splits.test.subset(cfg.limit_test, cfg.seed)
-    spec = build_spec(cfg, splits)
     train_data = DeviceData.from_numpy(train_set.images, train_set.labels, spec.mean, spec.std, policy.device)
     test_data = DeviceData.from_numpy(test_set.images, test_set.labels, spec.mean, spec.std, policy.device)
     steps = len(train_data) // min(cfg.batch_size, len(train_data))
-    parts = build_parts(cfg, spec, policy, steps)
-    state = restore(Path(resume), parts) if resume is not None else RunState()
-    wall_offset = state.history[-1]["wall_s"] if state.history else 0.0
+    out = Path(cfg.out)
     log(f"{cfg.model} on {splits.source}: {len(train_data)} train / {len(test_data)} test images, "
         f"{policy.describe()}, {threads} threads, out {out}")
     writer = make_tensorboard(out) if cfg.tensorboard else None
-    run_epochs(cfg, spec, policy, parts, state, train_data, test_data, out, t0 - wall_offset, writer, log)
-    finish_run(out, cfg, spec, state, policy, test_data)
-    return write_metrics(out, cfg, spec, state, policy)
+    return Run(cfg, spec, policy, build_parts(cfg, spec, policy, steps), train_data, test_data, out, log, writer)
 
 
-def finish_run(out: Path, cfg: TrainConfig, spec: ModelSpec, state: RunState, policy: ExecPolicy,
-               test_data: DeviceData) -> None:
-    """Re-score best.pt in fp32 (what `edgecls eval` and FP32 exports will report) and draw the plots."""
+def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict:
+    """Run (or continue) a training run; returns the metrics dict also written to metrics.json."""
+    t0 = time.perf_counter()
+    if resume is not None:
+        cfg = config_for_resume(Path(resume))
+    cfg.out = str(Path(cfg.out) if cfg.out else default_run_dir(cfg.model))
+    run = prepare_run(cfg, log)
+    state = restore(Path(resume), run.parts) if resume is not None else RunState()
+    wall_offset = state.history[-1]["wall_s"] if state.history else 0.0
+    with make_progress() as progress:
+        task = progress.add_task("epoch", total=run.steps_per_epoch, info="")
+        while state.epoch < cfg.epochs and not should_stop(state, cfg.patience, log):
+            run_epoch(run, state, progress, task, t0 - wall_offset)
+    finish_run(run, state)
+    return write_metrics(run.out, cfg, run.spec, state, run.policy)
+
+
+def should_stop(state: RunState, patience: int, log) -> bool:
+    if patience and state.epochs_since_best() >= patience:
+        log(f"early stop: no improvement for {patience} epochs")
+        return True
+    return False
+
+
+def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None:
+    """Train one epoch, score it, and save checkpoints and metrics before returning."""
+    cfg, epoch = run.cfg, state.epoch + 1
+    progress.reset(task, total=run.steps_per_epoch, description=f"epoch {epoch}/{cfg.epochs}")
+    gen = torch.Generator(device=run.policy.device).manual_seed(epoch_seed(cfg.seed, epoch))
+    torch.manual_seed(epoch_seed(cfg.seed, epoch))  # dropout
+    started = time.perf_counter()
+
+    def on_step(done: int, total: int, loss: float) -> None:
+        progress.update(task, completed=done, info=f"loss {loss:.3f}")
+
+    loss, img_s = train_one_epoch(run.parts, run.train_data, cfg.batch_size, run.policy, cfg.augment, gen,
+                                  cfg.seed, epoch, on_step)
+    weights = eval_model(run.parts)
+    acc = accuracy(predict_logits(weights, run.test_data, run.policy, tta=cfg.tta, amp=True), run.test_data.labels)
+    now = time.perf_counter()
+    state.epoch = epoch
+    state.history.append({"epoch": epoch, "train_loss": round(loss, 5), "test_acc": round(acc, 5),
+                          "train_img_per_s": round(img_s, 1), "epoch_s": round(now - started, 2),
+                          "wall_s": round(now - t_start, 2), "lr": run.parts.scheduler.get_last_lr()[0]})
+    improved = acc > state.best_acc
+    if improved:
+        state.best_acc, state.best_epoch = acc, epoch
+        save_checkpoint(run.out / "best.pt", weights, run.spec, epoch, best_acc=acc, config=cfg.to_dict())
+    save_run_checkpoint(run.out / "last.pt", run.parts, run.spec, cfg, state)
+    write_metrics(run.out, cfg, run.spec, state, run.policy)
+    if run.writer is not None:
+        for key in ("train_loss", "test_acc", "train_img_per_s"):
+            run.writer.add_scalar(key, state.history[-1][key], epoch)
+    run.log(f"epoch {epoch:3d}/{cfg.epochs}  loss {loss:.4f}  test {acc:.2%}{' *' if improved else '  '} "
+            f"best {state.best_acc:.2%}  {img_s:.0f} img/s  {now - started:.1f}s  wall {now - t_start:.0f}s")
+
+
+def finish_run(run: Run, state: RunState) -> None:
+    """Re-score best.pt in fp32 (what `edgecls eval` and FP32 exports report) and draw the plots."""
     from .checkpoint import load_checkpoint
     from .plots import plot_confusion, plot_curves
 
-    plot_curves(state.history, out / "curves.png")
-    best_model, _ = load_checkpoint(out / "best.pt")
-    logits = predict_logits(best_model.to(policy.device), test_data, policy, tta=cfg.tta)
-    state.best_acc_fp32 = accuracy(logits, test_data.labels)
-    plot_confusion(logits.argmax(1).numpy(), test_data.labels.cpu().numpy(), spec.classes, out / "confusion.png")
-
-
-def run_epochs(cfg, spec, policy, parts, state, train_data, test_data, out, t_start, writer, log) -> None:
-    with make_progress() as progress:
-        task = progress.add_task("epoch", total=1, info="")
-        while state.epoch < cfg.epochs:
-            if cfg.patience and state.epochs_since_best() >= cfg.patience:
-                log(f"early stop: no improvement for {cfg.patience} epochs")
-                break
-            epoch = state.epoch + 1
-            progress.reset(task, total=len(train_data) // min(cfg.batch_size, len(train_data)),
-                           description=f"epoch {epoch}/{cfg.epochs}")
-            gen = torch.Generator(device=policy.device).manual_seed(epoch_seed(cfg.seed, epoch))
-            torch.manual_seed(epoch_seed(cfg.seed, epoch))
-            started = time.perf_counter()
-
-            def on_step(done, total, loss):
-                progress.update(task, completed=done, info=f"loss {loss:.3f}")
-
-            loss, img_s = train_one_epoch(parts, train_data, cfg.batch_size, policy, cfg.augment, gen, cfg.seed,
-                                          epoch, on_step)
-            weights = eval_model(parts)
-            acc = accuracy(predict_logits(weights, test_data, policy, tta=cfg.tta, amp=True), test_data.labels)
-            now = time.perf_counter()
-            state.epoch = epoch
-            state.history.append({"epoch": epoch, "train_loss": round(loss, 5), "test_acc": round(acc, 5),
-                                  "train_img_per_s": round(img_s, 1), "epoch_s": round(now - started, 2),
-                                  "wall_s": round(now - t_start, 2), "lr": parts.scheduler.get_last_lr()[0]})
-            improved = acc > state.best_acc
-            if improved:
-                state.best_acc, state.best_epoch = acc, epoch
-                save_checkpoint(out / "best.pt", weights, spec, epoch, best_acc=acc, config=cfg.to_dict())
-            save_run_checkpoint(out / "last.pt", parts, spec, cfg, state, weights)
-            write_metrics(out, cfg, spec, state, policy)
-            if writer is not None:
-                for key in ("train_loss", "test_acc", "train_img_per_s"):
-                    writer.add_scalar(key, state.history[-1][key], epoch)
-            log(f"epoch {epoch:3d}/{cfg.epochs}  loss {loss:.4f}  test {acc:.2%}{' *' if improved else '  '} "
-                f"best {state.best_acc:.2%}  {img_s:.0f} img/s  {now - started:.1f}s  wall {now - t_start:.0f}s")
+    plot_curves(state.history, run.out / "curves.png")
+    best_model, _ = load_checkpoint(run.out / "best.pt")
+    logits = predict_logits(best_model.to(run.policy.device), run.test_data, run.policy, tta=run.cfg.tta)
+    state.best_acc_fp32 = accuracy(logits, run.test_data.labels)
+    labels = run.test_data.labels.cpu().numpy()
+    plot_confusion(logits.argmax(1).numpy(), labels, run.spec.classes, run.out / "confusion.png")
 
 
 def make_tensorboard(out: Path):
