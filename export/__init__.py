@@ -1,1 +1,5 @@
-"""edgecls.export: TorchScript / ONNX / OpenVINO export with parity checks (not built yet)."""
+"""edgecls.export: TorchScript / ONNX / OpenVINO (+ INT8) files with proven parity and a manifest.
+
+``pipeline.export_checkpoint`` is the library call behind ``edgecls export``; ``formats.FORMATS`` is
+the one table of formats. Imports the trainer (model registry, checkpoints, data), never the runtime.
+"""

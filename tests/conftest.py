@@ -76,7 +76,7 @@ def export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Pa
     """Every format, FP32 and INT8, exported through the real CLI."""
     out = tmp_path_factory.mktemp("export") / "resnet20"
     result = run_cli("export", str(trained_checkpoint), "--format", "all", "--int8", "--out", str(out),
-                     "--calib-data", str(cifar_dir), "--calib-size", "64", "--check-images", "200",
-                     env={"XDG_CACHE_HOME": str(cache_dir / "xdg")})
+                     "--calib-data", str(cifar_dir), "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+                     "--calib-size", "64", "--check-images", "200")
     assert result.returncode == 0, result.stdout + result.stderr
     return out

@@ -18,7 +18,7 @@ from edgecls.trainer import load_checkpoint
 from .conftest import REPO
 
 
-def test_images(cifar_dir, per_class=5):
+def cifar_test_images(cifar_dir, per_class=5):
     return [p for c in sorted((cifar_dir / "test").iterdir()) for p in sorted(c.iterdir())[:per_class]]
 
 
@@ -40,7 +40,7 @@ def torch_top1(checkpoint, paths):
 
 @pytest.mark.parametrize("fmt,backend", [("onnx", "onnxruntime"), ("openvino", "openvino"), ("onnx", "openvino")])
 def test_fp32_files_agree_with_pytorch_end_to_end(export_dir, trained_checkpoint, cifar_dir, fmt, backend):
-    paths = test_images(cifar_dir)
+    paths = cifar_test_images(cifar_dir)
     clf = Classifier.load(manifest_entry(export_dir, fmt), backend=backend)
     preds = clf.predict(paths, top_k=3)
     assert [p.index for p in preds] == torch_top1(trained_checkpoint, paths).tolist()
@@ -63,7 +63,7 @@ def test_export_folder_prefers_int8(export_dir):
 
 
 def test_int8_mostly_agrees_with_fp32(export_dir, cifar_dir):
-    paths = test_images(cifar_dir, per_class=10)
+    paths = cifar_test_images(cifar_dir, per_class=10)
     fp32 = [p.index for p in Classifier.load(manifest_entry(export_dir, "onnx")).predict(paths)]
     int8 = [p.index for p in Classifier.load(export_dir).predict(paths)]
     assert np.mean(np.array(fp32) == np.array(int8)) >= 0.9
@@ -71,7 +71,7 @@ def test_int8_mostly_agrees_with_fp32(export_dir, cifar_dir):
 
 def test_inputs_single_or_many(export_dir, cifar_dir):
     clf = Classifier.load(manifest_entry(export_dir, "onnx"))
-    path = test_images(cifar_dir, 1)[0]
+    path = cifar_test_images(cifar_dir, 1)[0]
     arr = np.asarray(Image.open(path).convert("RGB"))
     by_path, by_pil, by_array = clf.predict(path), clf.predict(Image.open(path)), clf.predict(arr)
     assert by_path.index == by_pil.index == by_array.index
@@ -112,7 +112,7 @@ def test_model_without_metadata_needs_a_spec(export_dir, tmp_path):
 
 
 def test_bad_files_are_reported_per_file(export_dir, cifar_dir, tmp_path, monkeypatch):
-    good = test_images(cifar_dir, 1)[0]
+    good = cifar_test_images(cifar_dir, 1)[0]
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(good.read_bytes()[:300])
     text = tmp_path / "notes.jpg"
@@ -136,7 +136,7 @@ def test_runtime_works_where_torch_cannot_be_imported(export_dir, cifar_dir):
         "    sys.modules[name] = None  # any import of them now raises ImportError\n"
         "from edgecls.runtime import Classifier\n"
         f"clf = Classifier.load({str(export_dir)!r}, backend='onnxruntime')\n"
-        f"print(clf.predict({str(test_images(cifar_dir, 1)[0])!r}).label)\n"
+        f"print(clf.predict({str(cifar_test_images(cifar_dir, 1)[0])!r}).label)\n"
         "assert not [m for m in sys.modules if m.startswith(('torch', 'torchvision')) and sys.modules[m] is not None]\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,

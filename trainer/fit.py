@@ -161,6 +161,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict
     if resume is not None:
         cfg = config_for_resume(Path(resume))
     cfg.out = str(Path(cfg.out) if cfg.out else default_run_dir(cfg.model))
+    if cfg.data != "cifar10":
+        cfg.data = str(Path(cfg.data).expanduser().resolve())  # checkpoints name data usable from anywhere
     run = prepare_run(cfg, log)
     state = restore(Path(resume), run.parts) if resume is not None else RunState()
     wall_offset = state.history[-1]["wall_s"] if state.history else 0.0

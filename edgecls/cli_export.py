@@ -1,0 +1,69 @@
+"""`edgecls export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+Opt = typer.Option
+
+
+def export_command(
+    checkpoint: Annotated[Optional[Path], typer.Argument(
+        help="Checkpoint to export (default: newest artifacts/runs/*/best.pt, else artifacts/reference/resnet20.pt).",
+        show_default=False)] = None,
+    format: Annotated[str, Opt(
+        "--format", help="torchscript, onnx, openvino or all; several comma-separated. TorchScript (via "
+        "torch.jit.trace) is deprecated upstream in favour of torch.export; still shipped for LibTorch users.",
+    )] = "all",
+    int8: Annotated[bool, Opt("--int8", help="Also build INT8 variants: openvino-int8 (NNCF PTQ) and onnx-int8 "
+                                             "(onnxruntime static QDQ) of the chosen formats.")] = False,
+    out: Annotated[Optional[Path], Opt(help="Export folder (default artifacts/exports/<model>-<sha8>); replaced "
+                                            "only when everything succeeded.", show_default=False)] = None,
+    data: Annotated[Optional[str], Opt(help="'cifar10' or PATH with train/<class>/* and test/<class>/*: the parity "
+                                            "check uses its test split (default: the checkpoint's training data).",
+                                       show_default=False)] = None,
+    data_dir: Annotated[Optional[str], Opt(help="Where torchvision's CIFAR-10 lives.")] = None,
+    cache_dir: Annotated[Optional[str], Opt(help="Where decoded image-folder caches go.")] = None,
+    calib_data: Annotated[Optional[str], Opt(help="Calibration images: 'cifar10' or PATH laid out like --data; "
+                                                  "its train split is used (default: --data).",
+                                             show_default=False)] = None,
+    calib_size: Annotated[int, Opt(help="INT8 calibration images, a seeded random draw from the train split.")] = 300,
+    max_drop: Annotated[Optional[float], Opt(help="OpenVINO INT8 with NNCF accuracy control: keep the accuracy drop "
+                                                  "on 1000 held-out train images within this many points.",
+                                             show_default=False)] = None,
+    dynamic_batch: Annotated[bool, Opt(
+        "--dynamic-batch/--static-batch",
+        help="Dynamic batch axis, or a fixed batch of 1 (ONNX and OpenVINO; a TorchScript trace accepts any batch).",
+    )] = True,
+    opset: Annotated[int, Opt(help="ONNX opset (torch.onnx.export with dynamo=True; 18 is the lowest it emits "
+                                   "natively, read by onnxruntime>=1.14 and OpenVINO>=2023.0).")] = 18,
+    check_images: Annotated[int, Opt(help="Held-out test images for the parity check against PyTorch; 0 skips it "
+                                          "(use 10000 for the full CIFAR-10 test set).")] = 1000,
+    seed: Annotated[int, Opt(help="Seed for drawing calibration and check images.")] = 0,
+) -> None:
+    """Export a checkpoint to TorchScript / ONNX / OpenVINO (+ INT8), check parity, write manifest.json.
+
+    Every FP32 file must match PyTorch eager on 100% of top-1 predictions, max |Δlogit| <= 1e-3.
+
+    Otherwise the command fails and writes nothing (an earlier export at --out stays as it was).
+
+    OpenVINO is checked with INFERENCE_PRECISION_HINT=f32; its default precision and INT8 are reported.
+    """
+    from edgecls.export.parity import format_table
+    from edgecls.export.pipeline import ExportOptions, ParityError, export_checkpoint
+
+    opts = ExportOptions(checkpoint=checkpoint, formats=format, int8=int8, out=out, data=data, data_dir=data_dir,
+                         cache_dir=cache_dir, calib_data=calib_data, calib_size=calib_size, check_images=check_images,
+                         dynamic_batch=dynamic_batch, opset=opset, max_drop=max_drop, seed=seed)
+    try:
+        result = export_checkpoint(opts, log=typer.echo)
+    except ParityError as e:
+        typer.echo(format_table(e.parity))
+        raise
+    if result.manifest["parity"] is not None:
+        typer.echo(format_table(result.manifest["parity"]))
+    written = ", ".join(e["format"] for e in result.manifest["files"])
+    typer.echo(f"wrote {written} and manifest.json to {result.out}")

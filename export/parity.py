@@ -1,0 +1,94 @@
+"""Every built file, run in its own engine, against PyTorch eager FP32 on identical input tensors.
+
+FP32 files must agree on 100% of top-1 predictions with max |Δlogit| <= FP32_MAX_ABS_DIFF, or the
+export fails. INT8 files and the extra checks (e.g. OpenVINO at the CPU's default precision) are
+reported (agreement, max |Δlogit|, accuracy change in points) but never fail the export.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecls.progress import track
+
+from .data import CheckSet
+from .formats import Format, Runner
+
+FP32_MAX_ABS_DIFF = 1e-3
+REFERENCE = "pytorch-eager-fp32"
+
+
+@torch.no_grad()
+def reference_logits(model: nn.Module, images: np.ndarray, batch: int = 250) -> np.ndarray:
+    chunks = [model(torch.from_numpy(images[i:i + batch])).float().numpy() for i in range(0, len(images), batch)]
+    return np.concatenate(chunks)
+
+
+def run_batched(run: Runner, images: np.ndarray, batch: int, desc: str) -> np.ndarray:
+    starts = range(0, len(images), batch)
+    return np.concatenate([run(images[i:i + batch]) for i in track(starts, len(starts), desc)])
+
+
+def compare(logits: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:
+    pred, ref_pred = logits.argmax(1), ref.argmax(1)
+    accuracy, ref_accuracy = float((pred == labels).mean()), float((ref_pred == labels).mean())
+    return {
+        "top1_agreement": float((pred == ref_pred).mean()),
+        "max_abs_logit_diff": float(np.abs(logits.astype(np.float64) - ref).max()),
+        "accuracy": accuracy,
+        "accuracy_change_points": round((accuracy - ref_accuracy) * 100, 4),
+    }
+
+
+def check_format(fmt: Format, path: Path, check: CheckSet, ref: np.ndarray, batch: int) -> dict:
+    logits = run_batched(fmt.load(path), check.images, batch, f"checking {fmt.name}")
+    row = {"engine": fmt.engine, "precision": fmt.precision, **compare(logits, ref, check.labels)}
+    row["gating"] = fmt.precision == "fp32"
+    row["passed"] = (row["top1_agreement"] == 1.0 and row["max_abs_logit_diff"] <= FP32_MAX_ABS_DIFF
+                     if row["gating"] else None)
+    row["extra"] = {
+        label: compare(run_batched(load(path), check.images, batch, f"checking {fmt.name} ({label})"),
+                       ref, check.labels)
+        for label, load in fmt.extra_checks
+    }
+    return row
+
+
+def check_all(formats: list[Format], built: dict[str, Path], model: nn.Module, check: CheckSet,
+              batch: int) -> dict:
+    """The manifest's ``parity`` section; ``passed`` is False when any FP32 file disagrees."""
+    ref = reference_logits(model, check.images)
+    results = {f.name: check_format(f, built[f.name], check, ref, batch) for f in formats}
+    return {
+        "reference": REFERENCE,
+        "images": int(len(check.labels)),
+        "data": check.source,
+        "batch_size": batch,
+        "fp32_max_abs_logit_diff_allowed": FP32_MAX_ABS_DIFF,
+        "reference_accuracy": float((ref.argmax(1) == check.labels).mean()),
+        "results": results,
+        "passed": all(r["passed"] for r in results.values() if r["gating"]),
+    }
+
+
+def format_table(parity: dict) -> str:
+    """A short text table for the terminal."""
+    head = (f"{'format':<28}{'precision':<10}{'top-1 agree':>12}{'max|Δlogit|':>13}{'accuracy':>10}"
+            f"{'Δacc pts':>10}  result")
+    lines = [head]
+    for name, r in parity["results"].items():
+        verdict = "ok" if r["passed"] else "FAIL" if r["gating"] else "info"
+        lines.append(_row(name, r["precision"], r, verdict))
+        lines += [_row(f"  └ {label}", "", e, "info") for label, e in r["extra"].items()]
+    lines.append(f"reference: PyTorch eager FP32, accuracy {parity['reference_accuracy']:.2%} on "
+                 f"{parity['images']} images ({parity['data']})")
+    return "\n".join(lines)
+
+
+def _row(name: str, precision: str, r: dict, verdict: str) -> str:
+    return (f"{name:<28}{precision:<10}{r['top1_agreement']:>12.2%}{r['max_abs_logit_diff']:>13.2e}"
+            f"{r['accuracy']:>10.2%}{r['accuracy_change_points']:>+10.2f}  {verdict}")

@@ -1,0 +1,177 @@
+"""`edgecls export` as a library call: checkpoint → staged files → parity → manifest → folder."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+from edgecls.errors import EdgeclsError
+
+from .formats import FORMATS, Format, resolve_formats
+from .job import ExportJob
+from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset
+
+RUNS_GLOB = "artifacts/runs/*/best.pt"
+REFERENCE_CHECKPOINT = Path("artifacts/reference/resnet20.pt")
+EXPORTS_DIR = Path("artifacts/exports")
+
+
+@dataclass
+class ExportOptions:
+    checkpoint: Path | None = None  # default: newest artifacts/runs/*/best.pt, else the reference model
+    formats: str = "all"
+    int8: bool = False
+    out: Path | None = None  # default: artifacts/exports/<model>-<sha256[:8]>
+    data: str | None = None  # default: the data the checkpoint was trained on
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    calib_data: str | None = None  # default: ``data``
+    calib_size: int = 300
+    check_images: int = 1000  # 0 skips the parity check
+    dynamic_batch: bool = True
+    opset: int = DEFAULT_OPSET
+    max_drop: float | None = None  # accuracy points; OpenVINO INT8 with accuracy control
+    seed: int = 0
+
+    def validate(self) -> list[Format]:
+        """Check every option before any slow work; returns the formats in build order."""
+        formats = resolve_formats(self.formats, self.int8)
+        checks = [
+            (self.calib_size >= 1, "--calib-size must be at least 1"),
+            (self.check_images >= 0, "--check-images must be 0 (skip the check) or more"),
+            (MIN_OPSET <= self.opset <= max_opset(), f"--opset must be between {MIN_OPSET} and {max_opset()}"),
+            (self.max_drop is None or self.max_drop > 0, "--max-drop must be positive (accuracy points)"),
+            (self.max_drop is None or FORMATS["openvino-int8"] in formats,
+             "--max-drop applies to OpenVINO INT8: add --int8 and include openvino in --format"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise EdgeclsError(message)
+        return formats
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    manifest: dict
+
+
+class ParityError(EdgeclsError):
+    """An FP32 file disagrees with PyTorch; carries the parity section so the CLI can show it."""
+
+    def __init__(self, message: str, parity: dict):
+        super().__init__(message)
+        self.parity = parity
+
+
+def find_checkpoint() -> Path:
+    runs = sorted(Path().glob(RUNS_GLOB), key=lambda p: p.stat().st_mtime)
+    if runs:
+        return runs[-1]
+    if REFERENCE_CHECKPOINT.is_file():
+        return REFERENCE_CHECKPOINT
+    raise EdgeclsError(f"no checkpoint given, and none found at {RUNS_GLOB} or {REFERENCE_CHECKPOINT}")
+
+
+def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportResult:
+    from edgecls.trainer.checkpoint import file_sha256
+
+    from .manifest import build_manifest, write_manifest
+    from .metadata import model_metadata
+    from .staging import staged_folder
+
+    formats = opts.validate()
+    ckpt = Path(opts.checkpoint) if opts.checkpoint else find_checkpoint()
+    payload, model, spec = _load_checkpoint(ckpt)
+    sha = file_sha256(ckpt)
+    out = Path(opts.out) if opts.out else EXPORTS_DIR / f"{spec.model}-{sha[:8]}"
+    source = {"path": str(ckpt), "sha256": sha, "model": spec.model, "epoch": payload.get("epoch"),
+              "best_acc": payload.get("best_acc")}
+    data_from_checkpoint = opts.data is None
+    opts = _with_data_defaults(opts, payload.get("config") or {})
+    log(f"exporting {ckpt} ({spec.model}, sha256 {sha[:12]}) → {out}: {', '.join(f.name for f in formats)}")
+    timings: dict[str, float] = {}
+    with staged_folder(out) as workdir:  # an unwritable --out fails first, then data errors, before any build
+        calibration, check = _load_data(opts, spec, formats, timings, data_from_checkpoint)
+        job = ExportJob(model=model, spec=spec, metadata=model_metadata(spec, sha), workdir=workdir, stem=spec.model,
+                        dynamic_batch=opts.dynamic_batch, opset=opts.opset, calibration=calibration,
+                        max_drop=opts.max_drop)
+        _build_all(formats, job, timings, log)
+        parity = _parity(formats, job, check, timings)
+        manifest = build_manifest(formats, job, source, parity, timings)
+        write_manifest(workdir, manifest)
+    return ExportResult(out, manifest)
+
+
+def _load_checkpoint(ckpt: Path):
+    """(payload, FP32 eval model, spec); a checkpoint whose weights do not fit its model is one clear error."""
+    from edgecls.trainer.checkpoint import model_from_payload, read_checkpoint
+
+    payload = read_checkpoint(ckpt)
+    try:
+        model, spec = model_from_payload(payload)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        detail = str(e).splitlines()[0] if str(e) else ""
+        raise EdgeclsError(f"{ckpt} does not hold a loadable model ({type(e).__name__}: {detail})") from None
+    return payload, model, spec
+
+
+def _load_data(opts: ExportOptions, spec, formats: list[Format], timings: dict[str, float],
+               data_from_checkpoint: bool):
+    """(calibration or None without INT8, check set or None with --check-images 0)."""
+    from .data import load_calibration, load_check_set
+
+    calibration = check = None
+    try:
+        if any(f.precision == "int8" for f in formats):
+            with _timed(timings, "calibration data"):
+                calibration = load_calibration(opts.calib_data or opts.data, spec, opts.calib_size, opts.seed,
+                                               opts.max_drop is not None, opts.data_dir, opts.cache_dir)
+        if opts.check_images > 0:
+            with _timed(timings, "check data"):
+                check = load_check_set(opts.data, spec, opts.check_images, opts.seed, opts.data_dir, opts.cache_dir)
+    except EdgeclsError as e:
+        hint = " (the checkpoint's training data; pass --data)" if data_from_checkpoint else ""
+        raise EdgeclsError(f"{e}{hint}") from None
+    return calibration, check
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str):
+    start = time.perf_counter()
+    yield
+    timings[stage] = time.perf_counter() - start
+
+
+def _with_data_defaults(opts: ExportOptions, config: dict) -> ExportOptions:
+    """Default to the data the checkpoint was trained on (its config), else torchvision CIFAR-10."""
+    if opts.data is not None:
+        return opts
+    return replace(opts, data=config.get("data") or "cifar10", data_dir=opts.data_dir or config.get("data_dir"))
+
+
+def _build_all(formats: list[Format], job: ExportJob, timings: dict[str, float], log: Callable[[str], None]) -> None:
+    """FP32 rows come before the INT8 rows that quantize them (resolve_formats orders them so)."""
+    for fmt in formats:
+        path = job.path(fmt.suffixes[0])
+        with _timed(timings, fmt.name):
+            fmt.build(job, path)
+        job.built[fmt.name] = path
+        log(f"  built {fmt.name:<14} {timings[fmt.name]:5.1f}s  {', '.join(job.stem + s for s in fmt.suffixes)}")
+
+
+def _parity(formats: list[Format], job: ExportJob, check, timings: dict[str, float]) -> dict | None:
+    """None without a check set; raises ParityError (nothing gets written) when an FP32 file disagrees."""
+    if check is None:
+        return None
+    from .parity import check_all
+
+    with _timed(timings, "parity"):
+        parity = check_all(formats, job.built, job.model, check, batch=64 if job.dynamic_batch else 1)
+    if not parity["passed"]:
+        failed = [n for n, r in parity["results"].items() if r["passed"] is False]
+        raise ParityError(f"FP32 parity with PyTorch failed for {', '.join(failed)}; nothing was written", parity)
+    return parity

@@ -1,0 +1,164 @@
+"""`Classifier`: load an exported model, feed it images, get labels and probabilities."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from edgecls.errors import EdgeclsError
+from edgecls.spec import ModelSpec, spec_from_metadata
+
+from .model_files import ModelChoice, choose_model
+from .preprocess import ImageInput, load_rgb, normalize, resize_for_model
+
+DECODE_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError, EdgeclsError)
+
+
+@dataclass
+class Prediction:
+    label: str
+    index: int
+    prob: float
+    top_k: list[tuple[str, float]]
+    source: str | None = None
+    timing_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Failure:
+    source: str
+    error: str
+
+
+@dataclass
+class _Decoded:
+    source: str
+    pixels: np.ndarray  # uint8 HxWx3 at the model's input size
+    decode_s: float
+    resize_s: float
+
+
+class Classifier:
+    def __init__(self, engine, spec: ModelSpec, choice: ModelChoice):
+        self.engine = engine
+        self.spec = spec
+        self.choice = choice
+
+    @classmethod
+    def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
+             spec: ModelSpec | None = None) -> "Classifier":
+        """``path``: an .onnx file, an OpenVINO .xml, or an export folder with manifest.json.
+
+        Labels and preprocessing come from the model's own metadata; ``spec`` is only for
+        models exported without it.
+        """
+        choice = choose_model(Path(path), backend)
+        engine = choice.open(threads)
+        stored = spec_from_metadata(engine.metadata)
+        if stored is None and spec is None:
+            raise EdgeclsError(f"{choice.path} carries no edgecls metadata (labels, mean/std, input size); "
+                               "pass spec=ModelSpec(...) to use it anyway")
+        return cls(engine, spec or stored, choice)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.spec.classes
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5,
+                batch_size: int = 64) -> Prediction | list[Prediction]:
+        """One input gives one Prediction, a list (or an NxHxWxC array) gives a list; bad inputs raise."""
+        single = not _is_many(images)
+        items = [images] if single else list(images)
+        results = list(self.classify(items, top_k=top_k, batch_size=batch_size))
+        failures = [r for r in results if isinstance(r, Failure)]
+        if failures:
+            raise EdgeclsError(f"{failures[0].source}: {failures[0].error}")
+        return results[0] if single else results
+
+    def classify(self, items: Iterable[ImageInput], top_k: int = 5,
+                 batch_size: int = 64) -> Iterator[Prediction | Failure]:
+        """Lenient streaming form, in input order: a Failure for an unreadable item, then carry on."""
+        top_k = max(1, min(top_k, len(self.classes)))
+        pending: list[Failure | _Decoded] = []
+        decoded = 0
+        for n, item in enumerate(items):
+            name = str(item) if isinstance(item, (str, Path)) else f"<image {n}>"
+            t0 = time.perf_counter()
+            try:
+                img = load_rgb(item, self.spec.input_size)
+            except DECODE_ERRORS as e:
+                pending.append(Failure(name, _describe(e)))
+                continue
+            t1 = time.perf_counter()
+            pending.append(_Decoded(name, resize_for_model(img, self.spec), t1 - t0, time.perf_counter() - t1))
+            decoded += 1
+            if decoded == batch_size:
+                yield from self._flush(pending, top_k)
+                pending, decoded = [], 0
+        yield from self._flush(pending, top_k)
+
+    def logits(self, batch_uint8: np.ndarray) -> np.ndarray:
+        """Model output for a uint8 NHWC batch already at the input size."""
+        return self.logits_from_input(normalize(batch_uint8, self.spec))
+
+    def _flush(self, pending: list, top_k: int) -> Iterator[Prediction | Failure]:
+        ok = [p for p in pending if isinstance(p, _Decoded)]
+        predictions = iter(self._run_batch(ok, top_k) if ok else [])
+        for p in pending:
+            yield next(predictions) if isinstance(p, _Decoded) else p
+
+    def _run_batch(self, decoded: list["_Decoded"], top_k: int) -> list[Prediction]:
+        t0 = time.perf_counter()
+        x = normalize(np.stack([d.pixels for d in decoded]), self.spec)
+        t1 = time.perf_counter()
+        logits = self.logits_from_input(x)
+        t2 = time.perf_counter()
+        probs = softmax(logits)
+        order = np.argsort(-probs, axis=1)[:, :top_k]
+        share = 1000.0 / len(decoded)
+        out = []
+        for row, d in enumerate(decoded):
+            ranked = [(self.classes[i], float(probs[row, i])) for i in order[row]]
+            timing = {"decode": 1000 * d.decode_s, "preprocess": 1000 * d.resize_s + share * (t1 - t0),
+                      "model": share * (t2 - t1)}
+            out.append(Prediction(ranked[0][0], int(order[row, 0]), ranked[0][1], ranked, d.source, timing))
+        return out
+
+    def logits_from_input(self, x: np.ndarray) -> np.ndarray:
+        fixed = self.engine.fixed_batch
+        if fixed is None or fixed == len(x):
+            return self.engine.run(x)
+        outs = []
+        for start in range(0, len(x), fixed):
+            chunk = x[start:start + fixed]
+            padded = np.concatenate([chunk, np.zeros((fixed - len(chunk), *chunk.shape[1:]), chunk.dtype)])
+            outs.append(self.engine.run(padded)[:len(chunk)])
+        return np.concatenate(outs)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _is_many(images) -> bool:
+    if isinstance(images, np.ndarray):
+        return images.ndim == 4
+    return isinstance(images, (list, tuple))
+
+
+def _describe(e: Exception) -> str:
+    if isinstance(e, UnidentifiedImageError):
+        return "not an image Pillow can read"
+    if isinstance(e, Image.DecompressionBombError):
+        return f"refused: {e}"
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    return str(e) or type(e).__name__
