@@ -35,9 +35,7 @@ def normalize(images: np.ndarray, spec: ModelSpec) -> np.ndarray:
 
 def _split(data: str, spec: ModelSpec, split: str, data_dir: str | None, cache_dir: str | None) -> ImageSet:
     splits = load_data(data, spec.input_size, data_dir, cache_dir, need_train=split == "train")
-    if tuple(splits.classes) != tuple(spec.classes):
-        raise EdgeclsError(f"the classes of {data} {list(splits.classes)} differ from the checkpoint's "
-                           f"{list(spec.classes)}")
+    splits.require_classes(spec.classes)
     return splits.train if split == "train" else splits.test
 
 

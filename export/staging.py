@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from edgecls.atomic import current_umask
 from edgecls.errors import EdgeclsError
 
 from .manifest import is_export_folder
@@ -31,7 +32,7 @@ def staged_folder(out: Path) -> Iterator[Path]:
     committed = False
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
+        os.chmod(tmp, 0o777 & ~current_umask())
         _replace(tmp, out)
         committed = True
     finally:
@@ -78,8 +79,3 @@ def _replace(tmp: Path, out: Path) -> None:
     finally:
         shutil.rmtree(old, ignore_errors=True)
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -142,8 +142,7 @@ class Classifier:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
+    z = logits - logits.max(axis=1, keepdims=True)  # float32 is plenty once the max is subtracted
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 

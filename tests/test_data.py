@@ -108,3 +108,11 @@ def test_subset_is_seeded_and_sorted(small, tmp_path):
     assert np.array_equal(a.labels, b.labels) and np.array_equal(a.images, b.images)
     assert len(a) == 7
     assert splits.train.subset(None, 0) is splits.train
+
+
+def test_scoring_a_model_on_other_classes_is_refused(small, tmp_path):
+    splits = load_data(str(small), 32, cache_dir=tmp_path / "cache", need_train=False)
+    assert splits.train is None
+    splits.require_classes(CLASSES[:3])
+    with pytest.raises(EdgeclsError, match="differ from the model's"):
+        splits.require_classes(CLASSES[1:4])

@@ -58,8 +58,8 @@ def test_spec_comes_from_the_model_file(export_dir, trained_checkpoint):
 
 def test_export_folder_prefers_int8(export_dir):
     clf = Classifier.load(export_dir)
-    assert clf.choice.format == "openvino-int8" and clf.choice.engine == "openvino"
-    assert Classifier.load(export_dir, backend="onnxruntime").choice.format == "onnx-int8"
+    assert clf.choice.format == "onnx-int8" and clf.choice.engine == "onnxruntime"
+    assert Classifier.load(export_dir, backend="openvino").choice.format == "openvino-int8"
 
 
 def test_int8_mostly_agrees_with_fp32(export_dir, cifar_dir):

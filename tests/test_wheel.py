@@ -1,5 +1,6 @@
 """A wheel built from the repo installs and runs, not only the editable checkout."""
 
+import json
 import os
 import subprocess
 import sys
@@ -47,3 +48,13 @@ def test_installed_wheel_runs(installed_wheel, tmp_path):
     assert help_.returncode == 0 and "train" in help_.stdout
     models = run_from(target, "-m", "edgecls", "models", cwd=tmp_path)
     assert models.returncode == 0 and "resnet20" in models.stdout
+
+
+def test_installed_wheel_infers_with_the_shipped_model(installed_wheel, tmp_path, cifar_dir):
+    _, target = installed_wheel
+    assert (target / "edgecls" / "reference" / "exports" / "manifest.json").is_file()
+    image = sorted((cifar_dir / "test" / "ship").iterdir())[0]
+    result = run_from(target, "-m", "edgecls", "infer", str(image), "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert str(target) in result.stderr  # the model came from the wheel's package data
+    assert json.loads(result.stdout)["path"] == str(image)

@@ -6,8 +6,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.errors import EdgeclsError
-
 from .checkpoint import load_checkpoint
 from .data import load_data
 from .loop import DeviceData, predict_logits
@@ -23,8 +21,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str = "cifar10", data_dir: str |
     policy = resolve_policy(device, "fp32")
     splits = load_data(data, meta["input_size"], data_dir, cache_dir, need_train=False)
     classes = list(meta["classes"])
-    if list(splits.classes) != classes:
-        raise EdgeclsError(f"the data's classes {list(splits.classes)} differ from the checkpoint's {classes}")
+    splits.require_classes(classes)
     test = DeviceData.from_numpy(splits.test.images, splits.test.labels, meta["mean"], meta["std"], policy.device)
     model = model.to(policy.device)
     pred = predict_logits(model, test, policy, tta=tta).argmax(1).numpy()

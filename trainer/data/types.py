@@ -34,6 +34,14 @@ class DataSplits:
     def classes(self) -> tuple[str, ...]:
         return self.test.classes
 
+    def require_classes(self, expected) -> None:
+        """A model can only be scored on data with its own class list, in its own order."""
+        if tuple(self.classes) != tuple(expected):
+            from edgecls.errors import EdgeclsError
+
+            raise EdgeclsError(f"the classes of {self.source} {list(self.classes)} differ from the model's "
+                               f"{list(expected)}")
+
     def channel_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """Per-channel mean/std of the training images in [0, 1]; becomes the model's normalization."""
         flat = self.train.images.reshape(-1, 3)
