@@ -130,6 +130,7 @@ class Classifier:
         return out
 
     def logits_from_input(self, x: np.ndarray) -> np.ndarray:
+        """Engine output for normalized NCHW input; a static-batch model gets zero-padded chunks."""
         fixed = self.engine.fixed_batch
         if fixed is None or fixed == len(x):
             return self.engine.run(x)

@@ -15,7 +15,7 @@ from edgecls.errors import EdgeclsError
 from edgecls.runtime import Classifier, Failure, ModelSpec
 from edgecls.trainer import load_checkpoint
 
-from .conftest import REPO
+from .conftest import REPO, run_cli
 
 
 def cifar_test_images(cifar_dir, per_class=5):
@@ -111,6 +111,18 @@ def test_model_without_metadata_needs_a_spec(export_dir, tmp_path):
     assert Classifier.load(bare, spec=spec).classes == spec.classes
 
 
+def test_static_batch_model_takes_any_number_of_images(trained_checkpoint, cifar_dir, cache_dir, tmp_path):
+    out = tmp_path / "static"
+    result = run_cli("export", str(trained_checkpoint), "--format", "onnx", "--static-batch", "--out", str(out),
+                     "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--check-images", "0")
+    assert result.returncode == 0, result.stderr
+    clf = Classifier.load(out)
+    assert clf.engine.fixed_batch == 1
+    paths = cifar_test_images(cifar_dir, 1)[:7]
+    assert [p.index for p in clf.predict(paths)] == torch_top1(trained_checkpoint, paths).tolist()
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_bad_files_are_reported_per_file(export_dir, cifar_dir, tmp_path, monkeypatch):
     good = cifar_test_images(cifar_dir, 1)[0]
     truncated = tmp_path / "truncated.jpg"
