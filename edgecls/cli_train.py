@@ -56,7 +56,7 @@ def train_command(
         seed=seed, limit_train=limit_train, limit_test=limit_test,
         augment=AugmentConfig(crop_padding=crop_padding, flip=flip, cutout=cutout), tensorboard=tensorboard,
     ).validate()
-    metrics = train(cfg, resume=resume, log=lambda m: typer.echo(m))
+    metrics = train(cfg, resume=resume, log=print)  # plain print: rich keeps it above the progress bar
     typer.echo(f"best test accuracy {metrics['best_acc']:.2%} (epoch {metrics['best_epoch']}), "
                f"wall {metrics['wall_s']:.0f}s")
 

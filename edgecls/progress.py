@@ -1,4 +1,4 @@
-"""Progress bars (rich) that stay quiet when stderr is not a terminal."""
+"""Progress bars (rich) that stay quiet when stdout is not a terminal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ def make_progress():
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    console = Console(stderr=True)
+    console = Console()  # stdout: log lines printed meanwhile are placed above the bar (redirect_stdout)
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),

@@ -51,8 +51,11 @@ def test_checkpoint_round_trip(short_run, cifar_dir, cache_dir):
     raw = torch.load(out / "best.pt", weights_only=True)
     assert set(raw["state_dict"]) == set(model.state_dict())
     metrics = json.loads((out / "metrics.json").read_text())
-    result = run_cli("eval", str(out / "best.pt"), "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--json")
+    grid = out / "grid.png"
+    result = run_cli("eval", str(out / "best.pt"), "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--json",
+                     "--grid", str(grid))
     assert result.returncode == 0, result.stderr
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = json.loads(result.stdout)
     assert report["n"] == 10000 and set(report["per_class"]) == set(meta["classes"])
     assert abs(sum(report["per_class"].values()) / 10 - report["accuracy"]) < 1e-9  # 1000 per class

@@ -190,7 +190,8 @@ def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None
     started = time.perf_counter()
 
     def on_step(done: int, total: int, loss: float) -> None:
-        progress.update(task, completed=done, info=f"loss {loss:.3f}")
+        rate = done * cfg.batch_size / (time.perf_counter() - started)
+        progress.update(task, completed=done, info=f"loss {loss:.3f}  {rate:.0f} img/s")
 
     loss, img_s = train_one_epoch(run.parts, run.train_data, cfg.batch_size, run.policy, cfg.augment, gen,
                                   cfg.seed, epoch, on_step)
