@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edgecls import __version__, cli_export, cli_infer, cli_train
+from edgecls import __version__, cli_bench, cli_export, cli_infer, cli_train
 from edgecls.errors import EdgeclsError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app.command("eval")(cli_train.eval_command)
 app.command("models")(cli_train.models_command)
 app.command("export")(cli_export.export_command)
 app.command("infer")(cli_infer.infer_command)
+app.command("benchmark")(cli_bench.benchmark_command)
 
 
 def _version(value: bool) -> None:

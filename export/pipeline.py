@@ -85,13 +85,13 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
 
     formats = opts.validate()
     ckpt = Path(opts.checkpoint) if opts.checkpoint else find_checkpoint()
-    payload, model, spec = _load_checkpoint(ckpt)
+    payload, model, spec = load_export_source(ckpt)
     sha = file_sha256(ckpt)
     out = Path(opts.out) if opts.out else EXPORTS_DIR / f"{spec.model}-{sha[:8]}"
     source = {"path": str(ckpt), "sha256": sha, "model": spec.model, "epoch": payload.get("epoch"),
               "best_acc": payload.get("best_acc")}
     data_from_checkpoint = opts.data is None
-    opts = _with_data_defaults(opts, payload.get("config") or {})
+    opts = with_data_defaults(opts, payload.get("config") or {})
     log(f"exporting {ckpt} ({spec.model}, sha256 {sha[:12]}) → {out}: {', '.join(f.name for f in formats)}")
     timings: dict[str, float] = {}
     with staged_folder(out) as workdir:  # an unwritable --out fails first, then data errors, before any build
@@ -106,7 +106,7 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
     return ExportResult(out, manifest)
 
 
-def _load_checkpoint(ckpt: Path):
+def load_export_source(ckpt: Path):
     """(payload, FP32 eval model, spec); a checkpoint whose weights do not fit its model is one clear error."""
     from edgecls.trainer.checkpoint import model_from_payload, read_checkpoint
 
@@ -146,7 +146,7 @@ def _timed(timings: dict[str, float], stage: str):
     timings[stage] = time.perf_counter() - start
 
 
-def _with_data_defaults(opts: ExportOptions, config: dict) -> ExportOptions:
+def with_data_defaults(opts: ExportOptions, config: dict) -> ExportOptions:
     """Default to the data the checkpoint was trained on (its config), else torchvision CIFAR-10."""
     if opts.data is not None:
         return opts

@@ -1,0 +1,180 @@
+"""`edgecls benchmark`: one row per format — size, accuracy, parity with PyTorch, latency, throughput.
+
+Rows come from the formats table (``formats.FORMATS``) plus a ``pytorch`` eager row. Every format
+runs through the same runner the exporter's parity check uses (OpenVINO FP32 pinned to f32), and
+accuracy/agreement/max |Δlogit| come from ``parity.compare`` against PyTorch eager on identical
+tensors, so the benchmark and the export gate can never measure differently.
+
+Threads: torch reports its own pool (``torch.get_num_threads()``). The onnxruntime and OpenVINO
+runners leave the engine's thread pool at its default (one thread per core), which neither runner
+exposes, so their rows record the cores this process may use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from edgecls.errors import EdgeclsError
+from edgecls.progress import track
+
+from .formats import FORMATS, Runner
+
+PYTORCH = "pytorch"
+ORDER = (PYTORCH, "torchscript", "onnx", "onnx-int8", "openvino", "openvino-int8")
+LATENCY_WARMUP = 20
+THROUGHPUT_WARMUP = 3
+THROUGHPUT_BATCH = 64
+CHECK_BATCH = 250
+
+
+@dataclass
+class BenchOptions:
+    checkpoint: Path | None = None  # default: as `edgecls export`
+    formats: str = "all"  # "all" or comma-separated names from ORDER
+    export_dir: Path | None = None  # an existing export of the checkpoint; default: export into a temp folder
+    data: str | None = None  # default: the data the checkpoint was trained on
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    check_images: int | None = None  # None: the whole test split (10,000 CIFAR-10 images)
+    latency_runs: int = 200
+    throughput_runs: int = 20
+
+    def validate(self) -> list[str]:
+        """The chosen row names in table order; every option checked before any slow work."""
+        spec = self.formats.strip()
+        names = ORDER if spec == "all" else tuple(n.strip() for n in spec.split(",") if n.strip())
+        unknown = [n for n in names if n not in ORDER]
+        if unknown or not names:
+            raise EdgeclsError(f"unknown --formats {self.formats!r}; choose from {', '.join(ORDER)}, all "
+                               "(comma-separated for several)")
+        checks = ((self.check_images is None or self.check_images >= 1, "--check-images must be at least 1"),
+                  (self.latency_runs >= 1, "--latency-runs must be at least 1"),
+                  (self.throughput_runs >= 1, "--throughput-runs must be at least 1"))
+        for ok, message in checks:
+            if not ok:
+                raise EdgeclsError(message)
+        if self.export_dir is not None and not (Path(self.export_dir) / "manifest.json").is_file():
+            raise EdgeclsError(f"--export {self.export_dir} has no manifest.json (not an edgecls export folder)")
+        return [n for n in ORDER if n in names]
+
+
+def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> list[dict]:
+    """Rows in table order, one dict per format (keys: see ``measure``)."""
+    from edgecls.trainer.checkpoint import file_sha256
+
+    from .data import load_check_set
+    from .parity import reference_logits
+    from .pipeline import ExportOptions, find_checkpoint, load_export_source, with_data_defaults
+
+    names = opts.validate()
+    ckpt = Path(opts.checkpoint) if opts.checkpoint else find_checkpoint()
+    payload, model, spec = load_export_source(ckpt)
+    data_opts = with_data_defaults(ExportOptions(checkpoint=ckpt, data=opts.data, data_dir=opts.data_dir,
+                                                  cache_dir=opts.cache_dir), payload.get("config") or {})
+    exported = [n for n in names if n != PYTORCH]
+    with tempfile.TemporaryDirectory(prefix="edgecls-bench-") as tmp:
+        files = {}
+        if exported:  # an unusable --export fails before any measuring
+            folder = Path(opts.export_dir) if opts.export_dir else _export(exported, data_opts, Path(tmp), log)
+            files = _export_files(folder, exported, file_sha256(ckpt))
+        check = load_check_set(data_opts.data, spec, opts.check_images, 0, data_opts.data_dir, opts.cache_dir)
+        ref = reference_logits(model, check.images)
+        log(f"benchmarking {ckpt} ({spec.model}) on {len(check.labels)} images of {check.source}: "
+            f"{', '.join(names)}")
+        rows = []
+        if PYTORCH in names:
+            rows.append(measure(PYTORCH, eager_runner(model), ckpt.stat().st_size, torch.get_num_threads(), check,
+                                ref, opts))
+        rows += [measure(n, FORMATS[n].load(path), size, _threads(n), check, ref, opts)
+                 for n, (path, size) in files.items()]
+    return rows
+
+
+def eager_runner(model: torch.nn.Module) -> Runner:
+    @torch.no_grad()
+    def run(x: np.ndarray) -> np.ndarray:
+        return model(torch.from_numpy(x)).numpy()
+
+    return run
+
+
+def measure(name: str, run: Runner, size_bytes: int, threads: int, check, ref: np.ndarray,
+            opts: BenchOptions) -> dict:
+    from .parity import compare, run_batched
+
+    quality = compare(run_batched(run, check.images, CHECK_BATCH, f"{name}: {len(check.labels)} images"),
+                      ref, check.labels)
+    p50, p95 = latency_ms(run, check.images[:1], opts.latency_runs, name)
+    return {
+        "format": name, "engine": "torch" if name == PYTORCH else FORMATS[name].engine,
+        "precision": "fp32" if name == PYTORCH else FORMATS[name].precision, "size_bytes": size_bytes,
+        "accuracy": quality["accuracy"], "agreement": quality["top1_agreement"],
+        "max_abs_dlogit": quality["max_abs_logit_diff"], "latency_ms_p50": p50, "latency_ms_p95": p95,
+        "throughput_ips": throughput(run, check.images, opts.throughput_runs), "threads": threads,
+    }
+
+
+def latency_ms(run: Runner, one: np.ndarray, runs: int, name: str) -> tuple[float, float]:
+    """Batch 1: warm-up (allocations, lazy kernel choice), then ``runs`` individually timed calls."""
+    for _ in range(LATENCY_WARMUP):
+        run(one)
+    times = []
+    for _ in track(range(runs), runs, f"{name}: latency"):
+        start = time.perf_counter()
+        run(one)
+        times.append(time.perf_counter() - start)
+    p50, p95 = np.percentile(np.asarray(times) * 1000, [50, 95])
+    return float(p50), float(p95)
+
+
+def throughput(run: Runner, images: np.ndarray, runs: int) -> float:
+    """Images per second at batch 64 (the check images repeated when there are fewer)."""
+    batch = np.ascontiguousarray(np.resize(images, (THROUGHPUT_BATCH, *images.shape[1:])))
+    for _ in range(THROUGHPUT_WARMUP):
+        run(batch)
+    start = time.perf_counter()
+    for _ in range(runs):
+        run(batch)
+    return THROUGHPUT_BATCH * runs / (time.perf_counter() - start)
+
+
+def _export(names: list[str], data_opts, tmp: Path, log) -> Path:
+    """A fresh export of just the formats asked for (each INT8 row needs its FP32 file); no parity check."""
+    from .pipeline import export_checkpoint
+
+    fp32 = sorted({FORMATS[n].int8_of or n for n in names}, key=list(FORMATS).index)
+    int8 = any(FORMATS[n].precision == "int8" for n in names)
+    export_opts = replace(data_opts, formats=",".join(fp32), int8=int8, out=tmp / "export", check_images=0)
+    return export_checkpoint(export_opts, log=log).out
+
+
+def _export_files(folder: Path, names: list[str], ckpt_sha256: str) -> dict[str, tuple[Path, int]]:
+    """(model file, bytes of all its files) by format, in ``names`` order; the export must be of this checkpoint."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        files = {e["format"]: e for e in manifest["files"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EdgeclsError(f"cannot read {folder / 'manifest.json'} ({type(e).__name__})") from None
+    if manifest.get("source", {}).get("sha256") != ckpt_sha256:
+        raise EdgeclsError(f"{folder} was exported from a different checkpoint (source sha256 differs)")
+    missing = [n for n in names if n not in files]
+    if missing:
+        raise EdgeclsError(f"{folder} has no {', '.join(missing)} (it holds {', '.join(files)})")
+    return {n: (folder / files[n]["path"], files[n]["size"] + sum(c["size"] for c in files[n]["companions"]))
+            for n in names}
+
+
+def _threads(name: str) -> int:
+    """torch's own pool; for onnxruntime/OpenVINO the cores this process may use (their default pool)."""
+    if FORMATS[name].engine == "torch":
+        return torch.get_num_threads()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

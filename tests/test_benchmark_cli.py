@@ -1,0 +1,80 @@
+"""`edgecls benchmark`: real subprocess runs on a small trained ResNet-20, with small settings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import REPO, assert_one_line_error, run_cli
+
+ROWS = ("pytorch", "torchscript", "onnx", "onnx-int8", "openvino", "openvino-int8")
+KEYS = {"format", "size_bytes", "accuracy", "agreement", "max_abs_dlogit", "latency_ms_p50", "latency_ms_p95",
+        "throughput_ips", "threads"}
+FAST = ("--check-images", "200", "--latency-runs", "20", "--throughput-runs", "2")
+
+
+def bench(checkpoint, cifar_dir, cache_dir, *extra: str):
+    return run_cli("benchmark", str(checkpoint), "--data", str(cifar_dir), "--cache-dir", str(cache_dir), *FAST,
+                   *extra)
+
+
+@pytest.fixture(scope="module")
+def fresh_rows(trained_checkpoint, cifar_dir, cache_dir) -> list[dict]:
+    """Every format, exported by the benchmark itself into a temporary folder."""
+    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+def test_json_has_one_row_per_format_with_every_key(fresh_rows):
+    assert [r["format"] for r in fresh_rows] == list(ROWS)
+    for row in fresh_rows:
+        assert KEYS <= set(row), row
+        assert row["size_bytes"] > 0 and 0 < row["accuracy"] <= 1 and row["threads"] >= 1
+        assert 0 < row["latency_ms_p50"] <= row["latency_ms_p95"] and row["throughput_ips"] > 0
+
+
+def test_fp32_rows_match_pytorch_and_int8_rows_are_smaller(fresh_rows):
+    rows = {r["format"]: r for r in fresh_rows}
+    assert rows["pytorch"]["agreement"] == 1.0 and rows["pytorch"]["max_abs_dlogit"] == 0.0
+    for name in ("torchscript", "onnx", "openvino"):
+        assert rows[name]["agreement"] == 1.0 and rows[name]["max_abs_dlogit"] <= 1e-3, rows[name]
+        assert rows[name]["accuracy"] == rows["pytorch"]["accuracy"]
+    for name in ("onnx-int8", "openvino-int8"):
+        assert rows[name]["size_bytes"] < rows[name.removesuffix("-int8")]["size_bytes"] / 2
+
+
+def test_existing_export_markdown_table(export_dir, trained_checkpoint, cifar_dir, cache_dir):
+    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--export", str(export_dir), "--markdown",
+                   "--formats", "onnx,openvino-int8")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("| format | size | accuracy") and lines[1].startswith("|---|")
+    assert [line.split(" | ")[0] for line in lines[2:]] == ["| ONNX FP32", "| OpenVINO INT8"]
+
+
+def test_plain_table_is_the_default(export_dir, trained_checkpoint, cifar_dir, cache_dir):
+    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--export", str(export_dir), "--formats", "pytorch")
+    assert result.returncode == 0, result.stdout + result.stderr
+    header, row = result.stdout.strip().splitlines()
+    assert header.split()[:3] == ["format", "size", "accuracy"] and row.startswith("PyTorch eager")
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (("--formats", "tflite"), "unknown --formats 'tflite'"),
+    (("--latency-runs", "0"), "--latency-runs must be at least 1"),
+    (("--json", "--markdown"), "choose one of --json and --markdown"),
+])
+def test_bad_options_are_one_line_errors(trained_checkpoint, cifar_dir, cache_dir, args, fragment):
+    assert_one_line_error(bench(trained_checkpoint, cifar_dir, cache_dir, *args), fragment)
+
+
+def test_missing_checkpoint_is_one_line_error(tmp_path, cifar_dir):
+    assert_one_line_error(run_cli("benchmark", str(tmp_path / "nope.pt"), "--data", str(cifar_dir)), "does not exist")
+
+
+def test_export_of_another_checkpoint_is_refused(trained_checkpoint, cifar_dir, cache_dir):
+    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--export", str(REPO / "artifacts/reference/exports"),
+                   "--formats", "onnx")
+    assert_one_line_error(result, "exported from a different checkpoint")

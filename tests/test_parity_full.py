@@ -1,0 +1,190 @@
+"""Accuracy parity on the full CIFAR-10 test set (issue 6): every exported format against PyTorch.
+
+The shipped reference ResNet-20 (and a trained ResNet-18 when ``EDGECLS_RESNET18_CKPT`` names one)
+is exported freshly to every format plus INT8, without the exporter's own check, and all 10,000
+test JPEGs run through each engine once per module. The exporter's gate (1000 images, 1e-3) is
+looser than these targets on purpose: this suite is the full-size proof. Failures list the images
+that disagree, with both top-1 labels and the largest |Δlogit|.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from edgecls.export.formats import FORMATS
+from edgecls.spec import ModelSpec
+
+from .conftest import REPO
+
+pytestmark = [pytest.mark.parity,
+              pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning")]
+
+REFERENCE = REPO / "artifacts" / "reference" / "resnet20.pt"
+RESNET18_ENV = "EDGECLS_RESNET18_CKPT"
+TEST_IMAGES = 10_000
+FP32 = ("torchscript", "onnx", "openvino")
+INT8 = ("onnx-int8", "openvino-int8")
+RELATIVE_TOLERANCE = 1e-4  # max |Δlogit| <= this × max |logit|
+MAX_INT8_CHANGE_POINTS = 0.5
+MIN_INT8_AGREEMENT = 0.99
+KNOWN_LOW_AGREEMENT = {("resnet20", "openvino-int8"), ("resnet20", "onnx-int8")}
+SHOWN = 20  # disagreeing images listed in a failure
+
+
+@dataclass
+class Case:
+    name: str
+    checkpoint: Path
+    model: torch.nn.Module
+    spec: ModelSpec
+    export: dict[str, Path]  # format → model file
+    classes: tuple[str, ...]
+    paths: list[Path]  # test JPEGs, in the order of labels and logits
+    labels: np.ndarray
+    ref: np.ndarray  # PyTorch eager logits
+    logits: dict[str, np.ndarray]  # format → logits on the same tensors
+
+
+def checkpoint_for(name: str) -> Path:
+    if name == "resnet20":
+        return REFERENCE
+    path = os.environ.get(RESNET18_ENV)
+    if not path:
+        pytest.skip(f"no trained ResNet-18 available: set {RESNET18_ENV} to its checkpoint to run these checks")
+    if not Path(path).is_file():
+        pytest.fail(f"{RESNET18_ENV}={path} is not a file")
+    return Path(path)
+
+
+@pytest.fixture(scope="module", params=["resnet20", pytest.param("resnet18", marks=pytest.mark.resnet18)])
+def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
+    from edgecls.export.data import load_check_set
+    from edgecls.export.parity import reference_logits, run_batched
+    from edgecls.export.pipeline import ExportOptions, export_checkpoint
+    from edgecls.trainer.checkpoint import load_checkpoint
+    from edgecls.trainer.data.folder import scan_split
+
+    checkpoint = checkpoint_for(request.param)
+    out = tmp_path_factory.mktemp(f"parity-{request.param}") / "export"
+    opts = ExportOptions(checkpoint=checkpoint, formats="all", int8=True, out=out, data=str(cifar_dir),
+                         cache_dir=str(cache_dir), check_images=0)
+    manifest = export_checkpoint(opts, log=lambda m: None).manifest
+    export = {e["format"]: out / e["path"] for e in manifest["files"]}
+    model, meta = load_checkpoint(checkpoint)
+    assert meta["model"] == request.param, f"{checkpoint} holds a {meta['model']}, not a {request.param}"
+    spec = ModelSpec.from_dict(manifest["spec"])
+    check = load_check_set(str(cifar_dir), spec, TEST_IMAGES, 0, None, str(cache_dir))
+    paths, labels, _ = scan_split(cifar_dir / "test")
+    assert len(paths) == TEST_IMAGES and np.array_equal(labels, check.labels)  # paths line up with the tensors
+    logits = {name: run_batched(FORMATS[name].load(file), check.images, 250, name) for name, file in export.items()}
+    return Case(request.param, checkpoint, model, spec, export, tuple(meta["classes"]), paths, check.labels,
+                reference_logits(model, check.images), logits)
+
+
+@pytest.fixture(scope="module")
+def eval_accuracy(case, cifar_dir, cache_dir) -> float:
+    """What `edgecls eval` reports for the checkpoint."""
+    from edgecls.trainer.evaluate import evaluate_checkpoint
+
+    return evaluate_checkpoint(case.checkpoint, str(cifar_dir), cache_dir=str(cache_dir))["accuracy"]
+
+
+def disagreements(case: Case, logits: np.ndarray, ref: np.ndarray, ref_name: str, name: str) -> str:
+    """The first SHOWN images whose top-1 differs (path, both labels, max |Δlogit|), for failure messages."""
+    pred, ref_pred = logits.argmax(1), ref.argmax(1)
+    idx = np.flatnonzero(pred != ref_pred)
+    delta = np.abs(logits.astype(np.float64) - ref).max(1)
+    lines = [f"{len(idx)} of {len(pred)} images disagree ({ref_name} vs {name}):"]
+    lines += [f"  {case.paths[i]}: {case.classes[ref_pred[i]]} vs {case.classes[pred[i]]}, "
+              f"max |Δlogit| {delta[i]:.3g}" for i in idx[:SHOWN]]
+    return "\n".join(lines)
+
+
+def worst_images(case: Case, logits: np.ndarray, ref: np.ndarray) -> str:
+    delta = np.abs(logits.astype(np.float64) - ref).max(1)
+    return "\n".join(f"  {case.paths[i]}: max |Δlogit| {delta[i]:.3g}" for i in np.argsort(-delta)[:SHOWN])
+
+
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(1) == labels).mean())
+
+
+@pytest.mark.parametrize("fmt", FP32)
+def test_fp32_matches_pytorch_on_identical_tensors(case, fmt):
+    from edgecls.export.parity import compare
+
+    result = compare(case.logits[fmt], case.ref, case.labels)
+    assert result["top1_agreement"] == 1.0, disagreements(case, case.logits[fmt], case.ref, "pytorch", fmt)
+    bound = RELATIVE_TOLERANCE * float(np.abs(case.ref).max())
+    assert result["max_abs_logit_diff"] <= bound, (
+        f"{fmt}: max |Δlogit| {result['max_abs_logit_diff']:.3g} > {bound:.3g}; worst images:\n"
+        + worst_images(case, case.logits[fmt], case.ref))
+
+
+def test_runtime_end_to_end_matches_torchvision(case):
+    """File → label: the torch-free runtime's decoding and preprocessing vs torchvision's eval transform."""
+    from edgecls.runtime import Classifier
+
+    clf = Classifier.load(case.export["onnx"], backend="onnxruntime")
+    runtime_pred = np.array([p.index for p in clf.classify(case.paths, top_k=1, batch_size=250)])
+    torch_logits = torchvision_logits(case)
+    idx = np.flatnonzero(runtime_pred != torch_logits.argmax(1))
+    assert len(idx) == 0, end_to_end_report(case, clf, idx, torch_logits)
+
+
+def torchvision_logits(case: Case) -> np.ndarray:
+    from torchvision import transforms as T
+
+    size = case.spec.input_size
+    tf = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize(case.spec.mean, case.spec.std)])
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(case.paths), 250):
+            x = torch.stack([tf(Image.open(p).convert("RGB")) for p in case.paths[start:start + 250]])
+            chunks.append(case.model(x).numpy())
+    return np.concatenate(chunks)
+
+
+def end_to_end_report(case: Case, clf, idx: np.ndarray, torch_logits: np.ndarray) -> str:
+    """Re-runs just the disagreeing files through the runtime's own pipeline to show by how much."""
+    from edgecls.runtime.preprocess import load_rgb, resize_for_model
+
+    shown = idx[:SHOWN]
+    runtime = clf.logits(np.stack([resize_for_model(load_rgb(case.paths[i], case.spec.input_size), clf.spec)
+                                   for i in shown]))
+    lines = [f"{len(idx)} of {len(case.paths)} files: runtime (ONNX) vs torchvision + PyTorch:"]
+    lines += [f"  {case.paths[i]}: {case.classes[torch_logits[i].argmax()]} vs {case.classes[r.argmax()]}, "
+              f"max |Δlogit| {np.abs(r - torch_logits[i]).max():.3g}" for i, r in zip(shown, runtime)]
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize("fmt", FP32)
+def test_fp32_accuracy_equals_edgecls_eval(case, eval_accuracy, fmt):
+    assert accuracy(case.logits[fmt], case.labels) == eval_accuracy
+    assert accuracy(case.ref, case.labels) == eval_accuracy
+
+
+@pytest.mark.parametrize("fmt", INT8)
+def test_int8_accuracy_within_half_a_point_of_fp32(case, fmt):
+    fp32 = FORMATS[fmt].int8_of
+    change = 100 * (accuracy(case.logits[fmt], case.labels) - accuracy(case.logits[fp32], case.labels))
+    assert abs(change) <= MAX_INT8_CHANGE_POINTS, f"{fmt}: accuracy {change:+.2f} points vs {fp32}"
+
+
+@pytest.mark.parametrize("fmt", INT8)
+def test_int8_agrees_with_fp32(case, fmt, request):
+    if (case.name, fmt) in KNOWN_LOW_AGREEMENT:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="known: 98.6% agreement for the 84% reference "
+                                                                   "model, issue 4"))
+    fp32 = FORMATS[fmt].int8_of
+    agreement = float((case.logits[fmt].argmax(1) == case.logits[fp32].argmax(1)).mean())
+    assert agreement >= MIN_INT8_AGREEMENT, (
+        f"{fmt} agrees with {fp32} on {agreement:.2%} < {MIN_INT8_AGREEMENT:.0%}; "
+        + disagreements(case, case.logits[fmt], case.logits[fp32], fp32, fmt))
