@@ -181,8 +181,8 @@ def test_int8_accuracy_within_half_a_point_of_fp32(case, fmt):
 @pytest.mark.parametrize("fmt", INT8)
 def test_int8_agrees_with_fp32(case, fmt, request):
     if (case.name, fmt) in KNOWN_LOW_AGREEMENT:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="known: 98.6% agreement for the 84% reference "
-                                                                   "model, issue 4"))
+        request.applymarker(pytest.mark.xfail(strict=True, reason="known: INT8 agreement 98.58% (OpenVINO), "
+                                                                   "98.97% (ONNX) for the 84% reference model, issue 4"))
     fp32 = FORMATS[fmt].int8_of
     agreement = float((case.logits[fmt].argmax(1) == case.logits[fp32].argmax(1)).mean())
     assert agreement >= MIN_INT8_AGREEMENT, (

@@ -155,3 +155,20 @@ def test_runtime_works_where_torch_cannot_be_imported(export_dir, cifar_dir):
                             env={**os.environ}, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() in Classifier.load(export_dir).classes
+
+
+def test_infer_cli_needs_only_the_base_install(cifar_dir):
+    """`edgecls infer` with the shipped model runs where torch, OpenVINO, onnx and matplotlib are absent."""
+    image = str(cifar_dir / "test" / "cat" / "0001.jpg")
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'torchvision', 'openvino', 'onnx', 'nncf', 'matplotlib'):\n"
+        "    sys.modules[name] = None\n"
+        f"sys.argv = ['edgecls', 'infer', {image!r}, '--json']\n"
+        "from edgecls.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["path"] == image
+    assert "onnxruntime" in result.stderr
