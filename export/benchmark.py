@@ -69,7 +69,7 @@ class BenchOptions:
 
 def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> list[dict]:
     """Rows in table order, one dict per format (keys: see ``measure``)."""
-    from edgecls.trainer.checkpoint import file_sha256
+    from edgecls.digest import file_sha256
 
     from .data import load_check_set
     from .parity import reference_logits

@@ -15,7 +15,7 @@ from pathlib import Path
 from edgecls import __version__
 from edgecls.atomic import write_text_atomic
 from edgecls.spec import META_SOURCE_SHA256, ModelSpec
-from edgecls.trainer.checkpoint import file_sha256
+from edgecls.digest import file_sha256
 
 from .formats import Format
 from .job import ExportJob

@@ -77,7 +77,7 @@ def find_checkpoint() -> Path:
 
 
 def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportResult:
-    from edgecls.trainer.checkpoint import file_sha256
+    from edgecls.digest import file_sha256
 
     from .manifest import build_manifest, write_manifest
     from .metadata import model_metadata

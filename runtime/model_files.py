@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgecls.digest import file_sha256
 from edgecls.errors import EdgeclsError
 
 from .engines import OnnxRuntimeEngine, OpenVinoEngine, openvino_available
@@ -65,7 +65,7 @@ def verify_files(folder: Path, manifest: dict) -> None:
             target = folder / rel
             if not target.is_file():
                 raise EdgeclsError(f"{target} is listed in manifest.json but missing")
-            if sha256_of(target) != expected:
+            if file_sha256(target) != expected:
                 raise EdgeclsError(f"{target} does not match the sha256 in manifest.json (modified or incomplete copy)")
 
 
@@ -88,10 +88,3 @@ def choose_from_folder(folder: Path, backend: str) -> ModelChoice:
         return ModelChoice(folder / by_format[fmt]["path"], fmt, engine)
     raise EdgeclsError(f"{folder} has no model the {backend} backend can run (formats: {', '.join(by_format)})")
 
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
@@ -10,6 +9,7 @@ from torch import nn
 
 from edgecls import __version__
 from edgecls.atomic import atomic_path
+from edgecls.digest import file_sha256
 from edgecls.errors import EdgeclsError
 from edgecls.spec import ModelSpec
 
@@ -71,10 +71,3 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
                 edgecls_version=payload.get("edgecls_version"))
     return model, meta
 
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
