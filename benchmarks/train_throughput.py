@@ -25,7 +25,7 @@ from edgecls.trainer.policy import resolve_policy, set_cpu_threads
 def measure(model: str, policy, images: int, splits, batch_size: int) -> float:
     train = splits.train.subset(images, seed=0)
     spec = ModelSpec(model, splits.classes, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 32)
-    cfg = TrainConfig(model=model, batch_size=batch_size)
+    cfg = TrainConfig(model=model, batch_size=batch_size).validate()
     data = DeviceData.from_numpy(train.images, train.labels, spec.mean, spec.std, policy.device)
     parts = build_parts(cfg, spec, policy, len(data) // batch_size)
     gen = torch.Generator().manual_seed(0)

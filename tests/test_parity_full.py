@@ -34,7 +34,6 @@ INT8 = ("onnx-int8", "openvino-int8")
 RELATIVE_TOLERANCE = 1e-4  # max |Δlogit| <= this × max |logit|
 MAX_INT8_CHANGE_POINTS = 0.5
 MIN_INT8_AGREEMENT = 0.99
-KNOWN_LOW_AGREEMENT = {("resnet20", "openvino-int8"), ("resnet20", "onnx-int8")}
 SHOWN = 20  # disagreeing images listed in a failure
 
 
@@ -179,10 +178,7 @@ def test_int8_accuracy_within_half_a_point_of_fp32(case, fmt):
 
 
 @pytest.mark.parametrize("fmt", INT8)
-def test_int8_agrees_with_fp32(case, fmt, request):
-    if (case.name, fmt) in KNOWN_LOW_AGREEMENT:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="known: INT8 agreement 98.58% (OpenVINO), "
-                                                                   "98.97% (ONNX) for the 84% reference model, issue 4"))
+def test_int8_agrees_with_fp32(case, fmt):
     fp32 = FORMATS[fmt].int8_of
     agreement = float((case.logits[fmt].argmax(1) == case.logits[fp32].argmax(1)).mean())
     assert agreement >= MIN_INT8_AGREEMENT, (

@@ -8,6 +8,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 
+# (peak LR, weight decay) when not given: SGD for training from scratch; AdamW with the
+# fine-tuning tutorials' values.
+OPTIMIZER_DEFAULTS = {"sgd": (0.2, 5e-4), "adamw": (1e-3, 1e-4)}
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     crop_padding: int = 4
@@ -22,11 +27,12 @@ class TrainConfig:
     data_dir: str | None = None
     cache_dir: str | None = None
     out: str | None = None
-    epochs: int = 30
+    epochs: int = 25  # resnet20 on this repo's 2-core CPU: about 25-30 minutes
     batch_size: int = 128
-    lr: float = 0.2
+    optimizer: str = "sgd"
+    lr: float | None = None  # None: the optimizer's default (OPTIMIZER_DEFAULTS)
     momentum: float = 0.9
-    weight_decay: float = 5e-4
+    weight_decay: float | None = None
     label_smoothing: float = 0.1
     schedule: str = "onecycle"
     warmup_epochs: float = 2.0
@@ -43,16 +49,38 @@ class TrainConfig:
     limit_test: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tensorboard: bool = False
+    init: str | None = None  # "imagenet" or a checkpoint / state_dict path: fine-tuning
+    freeze: str = "auto"  # auto | none | comma list of stages
+    head: str = "auto"  # auto: dropout-linear when fine-tuning, else linear
+    img_size: int | None = None  # None: the model's native input size
+    feature_cache: str = "memory"  # memory | disk | off: frozen-trunk outputs computed once
+    cache_views: int = 4  # augmented views of the training set kept in the feature cache
+
+    @property
+    def head_kind(self) -> str:
+        if self.head != "auto":
+            return self.head
+        return "dropout-linear" if self.init else "linear"
 
     def validate(self) -> "TrainConfig":
-        """Reject bad values up front with a message naming the flag."""
+        """Reject bad values up front with a message naming the flag; fill optimizer defaults."""
         from edgecls.errors import EdgeclsError
 
+        if self.optimizer not in OPTIMIZER_DEFAULTS:
+            raise EdgeclsError(f"--optimizer must be one of {', '.join(OPTIMIZER_DEFAULTS)}, got {self.optimizer!r}")
+        default_lr, default_wd = OPTIMIZER_DEFAULTS[self.optimizer]
+        self.lr = default_lr if self.lr is None else self.lr
+        self.weight_decay = default_wd if self.weight_decay is None else self.weight_decay
         checks = [
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
-            (self.schedule in ("onecycle", "cosine"), "--schedule must be onecycle or cosine"),
+            (self.schedule in ("onecycle", "cosine", "plateau"), "--schedule must be onecycle, cosine or plateau"),
+            (self.weight_decay >= 0, "--weight-decay must not be negative"),
+            (self.feature_cache in ("memory", "disk", "off"), "--feature-cache must be memory, disk or off"),
+            (self.cache_views >= 1, "--cache-views must be at least 1"),
+            (self.img_size is None or self.img_size >= 16, "--img-size must be at least 16"),
+            (self.head in ("auto", "linear", "dropout-linear"), "--head must be auto, linear or dropout-linear"),
             (self.augment.flip in ("alternate", "random", "none"), "--flip must be alternate, random or none"),
             (0 <= self.ema_decay < 1, "--ema must be in [0, 1)"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),

@@ -19,9 +19,13 @@ from .checkpoint import read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import DataSplits, load_data
 from .ema import make_ema
-from .loop import DeviceData, StepParts, accuracy, predict_logits, train_one_epoch
+from .feature_cache import FeatureBank, build_feature_bank, feature_batches, predict_features
+from .freeze import apply_freeze, parse_freeze
+from .init_weights import InitWeights, load_backbone, resolve_init
+from .loop import DeviceData, StepParts, accuracy, fit_batches, predict_logits, train_one_epoch
 from .models import build_model, get_entry
-from .optim import make_optimizer, make_scheduler
+from .models.stages import split_stages
+from .optim import end_epoch, make_optimizer, make_scheduler
 from .policy import ExecPolicy, resolve_policy, set_cpu_threads
 
 
@@ -48,24 +52,41 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
-def build_spec(cfg: TrainConfig, splits: DataSplits) -> ModelSpec:
-    mean, std = splits.channel_stats()
-    return ModelSpec(model=cfg.model, classes=splits.classes, mean=mean, std=std,
-                     input_size=get_entry(cfg.model).input_size)
+def input_size(cfg: TrainConfig) -> int:
+    return cfg.img_size or get_entry(cfg.model).input_size
 
 
-def build_parts(cfg: TrainConfig, spec: ModelSpec, policy: ExecPolicy, steps_per_epoch: int) -> StepParts:
+def build_spec(cfg: TrainConfig, splits: DataSplits, init: InitWeights | None = None) -> ModelSpec:
+    """Normalization follows the starting weights when there are any, else the training images."""
+    mean, std = (init.mean, init.std) if init is not None and init.mean else splits.channel_stats()
+    return ModelSpec(model=cfg.model, classes=splits.classes, mean=mean, std=std, input_size=input_size(cfg))
+
+
+def model_kwargs(cfg: TrainConfig, init: InitWeights | None) -> dict:
+    """Builder arguments that change the architecture; checkpoints store them to rebuild it."""
+    kwargs = {"head": cfg.head_kind}
+    if get_entry(cfg.model).family == "torchvision-resnet":
+        kwargs["stem"] = init.stem if init is not None and init.stem else "cifar"
+    return kwargs
+
+
+def build_parts(cfg: TrainConfig, spec: ModelSpec, policy: ExecPolicy, steps_per_epoch: int,
+                arch: dict | None = None, init: InitWeights | None = None) -> StepParts:
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, spec.num_classes).to(policy.device)
+    model = build_model(cfg.model, spec.num_classes, **(arch or {}))
+    if init is not None:
+        load_backbone(model, init)
+    model = model.to(policy.device)
     if policy.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+    plan = apply_freeze(model, parse_freeze(cfg.freeze, model, init is not None))
+    opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
     total = cfg.epochs * steps_per_epoch
     sched = make_scheduler(opt, total, int(cfg.warmup_epochs * steps_per_epoch), cfg.schedule)
     ema = make_ema(model) if cfg.ema_decay > 0 else None
     compiled = torch.compile(model) if policy.compile else model
     scaler = torch.amp.GradScaler(policy.device.type, enabled=policy.grad_scaler)
-    return StepParts(compiled, opt, sched, scaler, ema, cfg.ema_decay, cfg.label_smoothing)
+    return StepParts(compiled, opt, sched, scaler, ema, cfg.ema_decay, cfg.label_smoothing, plan)
 
 
 def eval_model(parts: StepParts):
@@ -73,10 +94,11 @@ def eval_model(parts: StepParts):
     return parts.ema if parts.ema is not None else getattr(parts.model, "_orig_mod", parts.model)
 
 
-def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: TrainConfig, state: RunState) -> None:
+def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: TrainConfig, state: RunState,
+                        arch: dict) -> None:
     """last.pt: evaluated weights as ``state_dict`` (so it loads like best.pt) plus all training state."""
     save_checkpoint(
-        path, eval_model(parts), spec, state.epoch,
+        path, eval_model(parts), spec, state.epoch, model_kwargs=arch,
         raw_state_dict={k: v.detach().cpu() for k, v in getattr(parts.model, "_orig_mod", parts.model).state_dict().items()},
         optimizer=parts.optimizer.state_dict(), scheduler=parts.scheduler.state_dict(),
         scaler=parts.scaler.state_dict(), config=cfg.to_dict(), history=state.history,
@@ -107,8 +129,9 @@ def config_for_resume(path: Path) -> TrainConfig:
     return cfg
 
 
-def write_metrics(out: Path, cfg: TrainConfig, spec: ModelSpec, state: RunState, policy: ExecPolicy) -> dict:
-    metrics = {
+def write_metrics(out: Path, cfg: TrainConfig, spec: ModelSpec, state: RunState, policy: ExecPolicy,
+                  extra: dict | None = None) -> dict:
+    metrics = {**(extra or {}),
         "model": cfg.model, "data": cfg.data, "policy": policy.describe(), "classes": list(spec.classes),
         "epochs": state.history, "best_epoch": state.best_epoch,
         "best_acc": state.best_acc_fp32 if state.best_acc_fp32 is not None else state.best_acc,
@@ -131,6 +154,9 @@ class Run:
     test_data: DeviceData
     out: Path
     log: Callable[[str], None]
+    arch: dict = field(default_factory=dict)  # model_kwargs stored in checkpoints
+    bank: FeatureBank | None = None
+    info: dict = field(default_factory=dict)  # extra metrics.json entries
     writer: object | None = None
 
     @property
@@ -141,8 +167,9 @@ class Run:
 def prepare_run(cfg: TrainConfig, log) -> Run:
     policy = resolve_policy(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     threads = set_cpu_threads(cfg.threads)
-    splits = load_data(cfg.data, get_entry(cfg.model).input_size, cfg.data_dir, cfg.cache_dir)
-    spec = build_spec(cfg, splits)
+    init = resolve_init(cfg.init, cfg.model) if cfg.init else None
+    splits = load_data(cfg.data, input_size(cfg), cfg.data_dir, cfg.cache_dir)
+    spec = build_spec(cfg, splits, init)
     train_set = splits.train.subset(cfg.limit_train, cfg.seed)
     test_set = splits.test.subset(cfg.limit_test, cfg.seed)
     train_data = DeviceData.from_numpy(train_set.images, train_set.labels, spec.mean, spec.std, policy.device)
@@ -152,7 +179,29 @@ def prepare_run(cfg: TrainConfig, log) -> Run:
     log(f"{cfg.model} on {splits.source}: {len(train_data)} train / {len(test_data)} test images, "
         f"{policy.describe()}, {threads} threads, out {out}")
     writer = make_tensorboard(out) if cfg.tensorboard else None
-    return Run(cfg, spec, policy, build_parts(cfg, spec, policy, steps), train_data, test_data, out, log, writer)
+    arch = model_kwargs(cfg, init)
+    parts = build_parts(cfg, spec, policy, steps, arch, init)
+    run = Run(cfg, spec, policy, parts, train_data, test_data, out, log, arch, writer=writer)
+    if parts.freeze is not None:
+        log(f"fine-tuning from {init.source if init else 'scratch'}: frozen {', '.join(parts.freeze.frozen)}")
+    attach_feature_bank(run)
+    return run
+
+
+def attach_feature_bank(run: Run) -> None:
+    """Cache the frozen prefix's outputs when there is one and caching is on."""
+    plan, cfg = run.parts.freeze, run.cfg
+    if plan is None or plan.prefix_len == 0 or cfg.feature_cache == "off":
+        return
+    started = time.perf_counter()
+    folder = run.out / "feature-cache" if cfg.feature_cache == "disk" else None
+    run.bank = build_feature_bank(plan.trunk(), run.train_data, run.test_data, run.policy, cfg.augment,
+                                  cfg.seed, cfg.cache_views, folder)
+    seconds = time.perf_counter() - started
+    run.info["feature_cache"] = {"views": cfg.cache_views, "bytes": run.bank.nbytes, "build_s": round(seconds, 2),
+                                 "where": cfg.feature_cache}
+    run.log(f"feature cache: {cfg.cache_views} views of the frozen trunk's output, "
+            f"{run.bank.nbytes / 1e9:.2f} GB in {cfg.feature_cache}, built in {seconds:.0f}s")
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict:
@@ -160,6 +209,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict
     t0 = time.perf_counter()
     if resume is not None:
         cfg = config_for_resume(Path(resume))
+    cfg.validate()
     cfg.out = str(Path(cfg.out) if cfg.out else default_run_dir(cfg.model))
     if cfg.data != "cifar10":
         cfg.data = str(Path(cfg.data).expanduser().resolve())  # checkpoints name data usable from anywhere
@@ -171,7 +221,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict
         while state.epoch < cfg.epochs and not should_stop(state, cfg.patience, log):
             run_epoch(run, state, progress, task, t0 - wall_offset)
     finish_run(run, state)
-    return write_metrics(run.out, cfg, run.spec, state, run.policy)
+    return write_metrics(run.out, cfg, run.spec, state, run.policy, run.info)
 
 
 def should_stop(state: RunState, patience: int, log) -> bool:
@@ -193,10 +243,10 @@ def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None
         rate = done * cfg.batch_size / (time.perf_counter() - started)
         progress.update(task, completed=done, info=f"loss {loss:.3f}  {rate:.0f} img/s")
 
-    loss, img_s = train_one_epoch(run.parts, run.train_data, cfg.batch_size, run.policy, cfg.augment, gen,
-                                  cfg.seed, epoch, on_step)
+    loss, img_s = train_epoch(run, gen, epoch, on_step)
     weights = eval_model(run.parts)
-    acc = accuracy(predict_logits(weights, run.test_data, run.policy, tta=cfg.tta, amp=True), run.test_data.labels)
+    acc = accuracy(epoch_logits(run, weights), run.test_data.labels)
+    end_epoch(run.parts.scheduler, acc)
     now = time.perf_counter()
     state.epoch = epoch
     state.history.append({"epoch": epoch, "train_loss": round(loss, 5), "test_acc": round(acc, 5),
@@ -205,9 +255,10 @@ def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None
     improved = acc > state.best_acc
     if improved:
         state.best_acc, state.best_epoch = acc, epoch
-        save_checkpoint(run.out / "best.pt", weights, run.spec, epoch, best_acc=acc, config=cfg.to_dict())
-    save_run_checkpoint(run.out / "last.pt", run.parts, run.spec, cfg, state)
-    write_metrics(run.out, cfg, run.spec, state, run.policy)
+        save_checkpoint(run.out / "best.pt", weights, run.spec, epoch, best_acc=acc, config=cfg.to_dict(),
+                        model_kwargs=run.arch)
+    save_run_checkpoint(run.out / "last.pt", run.parts, run.spec, cfg, state, run.arch)
+    write_metrics(run.out, cfg, run.spec, state, run.policy, run.info)
     if run.writer is not None:
         for key in ("train_loss", "test_acc", "train_img_per_s"):
             run.writer.add_scalar(key, state.history[-1][key], epoch)
@@ -215,11 +266,32 @@ def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None
             f"best {state.best_acc:.2%}  {img_s:.0f} img/s  {now - started:.1f}s  wall {now - t_start:.0f}s")
 
 
+def train_epoch(run: Run, gen: torch.Generator, epoch: int, on_step) -> tuple[float, float]:
+    """A full pass through the model, or through the trainable tail on cached trunk features."""
+    cfg = run.cfg
+    if run.bank is None:
+        return train_one_epoch(run.parts, run.train_data, cfg.batch_size, run.policy, cfg.augment, gen,
+                               cfg.seed, epoch, on_step)
+    bs = min(cfg.batch_size, len(run.train_data))
+    batches = feature_batches(run.bank.view_for_epoch(epoch), run.train_data.labels, bs, gen)
+    return fit_batches(run.parts, run.parts.freeze.tail(), batches, run.steps_per_epoch, bs, run.policy, on_step)
+
+
+def epoch_logits(run: Run, weights: torch.nn.Module) -> torch.Tensor:
+    """Per-epoch test logits under the policy's autocast; from cached features when there are some."""
+    if run.bank is None or run.cfg.tta:
+        return predict_logits(weights, run.test_data, run.policy, tta=run.cfg.tta, amp=True)
+    tail = torch.nn.Sequential(*(m for _, m in split_stages(weights)[run.parts.freeze.prefix_len:]))
+    return predict_features(tail, run.bank.test, run.policy)
+
+
 def finish_run(run: Run, state: RunState) -> None:
     """Re-score best.pt in fp32 (what `edgecls eval` and FP32 exports report) and draw the plots."""
     from .checkpoint import load_checkpoint
     from .plots import plot_confusion, plot_curves
 
+    if run.bank is not None:
+        run.bank.close()
     plot_curves(state.history, run.out / "curves.png")
     best_model, _ = load_checkpoint(run.out / "best.pt")
     logits = predict_logits(best_model.to(run.policy.device), run.test_data, run.policy, tta=run.cfg.tta)

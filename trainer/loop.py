@@ -12,6 +12,7 @@ from torch import nn
 
 from .augment import AugmentConfig, augment_batch, epoch_flips, to_model_input
 from .ema import update_ema
+from .freeze import FreezePlan, set_train_mode
 from .policy import ExecPolicy
 
 
@@ -42,28 +43,37 @@ class StepParts:
     ema: nn.Module | None
     ema_decay: float
     label_smoothing: float
+    freeze: FreezePlan | None = None
 
 
 def train_one_epoch(parts: StepParts, data: DeviceData, batch_size: int, policy: ExecPolicy,
                     aug: AugmentConfig, gen: torch.Generator, seed: int, epoch: int,
                     on_step: Callable[[int, int, float], None] | None = None) -> tuple[float, float]:
     """Returns (mean train loss, images/s). Drops the last partial batch so shapes stay static."""
-    parts.model.train()
     n = len(data)
     bs = min(batch_size, n)
-    steps = n // bs
     perm = torch.randperm(n, generator=gen, device=gen.device).to(data.images.device)
     flips = epoch_flips(n, aug.flip, seed, epoch, gen)
-    loss_sum = torch.zeros((), device=data.images.device)
+
+    def batches():
+        for i in range(n // bs):
+            idx = perm[i * bs:(i + 1) * bs]
+            x = to_model_input(augment_batch(data.images[idx], aug, gen, flips[idx] if flips is not None else None),
+                               data.mean, data.std)
+            yield (x if policy.channels_last else x.contiguous()), data.labels[idx]
+
+    return fit_batches(parts, parts.model, batches(), n // bs, bs, policy, on_step)
+
+
+def fit_batches(parts: StepParts, forward: nn.Module, batches, steps: int, batch_size: int, policy: ExecPolicy,
+                on_step: Callable[[int, int, float], None] | None = None) -> tuple[float, float]:
+    """One optimizer step per (input, label) batch through ``forward`` (the model, or its trainable tail)."""
+    set_train_mode(_plain(parts.model), parts.freeze)
+    loss_sum = torch.zeros((), device=policy.device)
     start = time.perf_counter()
-    for i in range(steps):
-        idx = perm[i * bs:(i + 1) * bs]
-        batch_flips = flips[idx] if flips is not None else None
-        x = to_model_input(augment_batch(data.images[idx], aug, gen, batch_flips), data.mean, data.std)
-        if not policy.channels_last:
-            x = x.contiguous()
+    for i, (x, y) in enumerate(batches):
         with policy.autocast():
-            loss = F.cross_entropy(parts.model(x), data.labels[idx], label_smoothing=parts.label_smoothing)
+            loss = F.cross_entropy(forward(x), y, label_smoothing=parts.label_smoothing)
         parts.optimizer.zero_grad(set_to_none=True)
         parts.scaler.scale(loss).backward()
         parts.scaler.step(parts.optimizer)
@@ -74,8 +84,7 @@ def train_one_epoch(parts: StepParts, data: DeviceData, batch_size: int, policy:
         loss_sum += loss.detach()
         if on_step is not None and (i % 10 == 9 or i == steps - 1):
             on_step(i + 1, steps, loss.item())
-    mean_loss = loss_sum.item() / steps
-    return mean_loss, steps * bs / (time.perf_counter() - start)
+    return loss_sum.item() / steps, steps * batch_size / (time.perf_counter() - start)
 
 
 def _plain(model: nn.Module) -> nn.Module:

@@ -43,5 +43,8 @@ def get_entry(name: str) -> ModelEntry:
         raise EdgeclsError(f"unknown model {name!r}; choose from: {', '.join(_REGISTRY)}") from None
 
 
-def build_model(name: str, num_classes: int, **kwargs) -> nn.Module:
-    return get_entry(name).builder(num_classes=num_classes, **kwargs)
+def build_model(name: str, num_classes: int, head: str = "linear", **kwargs) -> nn.Module:
+    """``kwargs`` go to the builder (e.g. ``stem`` for the torchvision ResNets)."""
+    from .heads import set_head
+
+    return set_head(get_entry(name).builder(num_classes=num_classes, **kwargs), head)
