@@ -51,8 +51,13 @@ def train_command(
     out: Annotated[Optional[str], Opt(help="Run folder (default artifacts/runs/<model>-<time>).")] = None,
     resume: Annotated[Optional[str], Opt(help="Continue the run saved in this last.pt (its own settings are used).")] = None,
     tensorboard: Annotated[bool, Opt("--tensorboard", help="Also log to TensorBoard (needs tensorboard).")] = False,
+    sync_bn: Annotated[bool, Opt("--sync-bn", help="Under torchrun on GPUs: synchronize BatchNorm statistics across processes.")] = False,
 ) -> None:
-    """Train a model; writes best.pt, last.pt, metrics.json, curves.png, confusion.png."""
+    """Train a model; writes best.pt, last.pt, metrics.json, curves.png, confusion.png.
+
+    Runs unchanged under `torchrun --nproc-per-node N -m edgecls train …` (DDP; --batch-size is the
+    global batch, split evenly across the processes).
+    """
     from edgecls.trainer import train
 
     cfg = TrainConfig(
@@ -63,10 +68,12 @@ def train_command(
         seed=seed, limit_train=limit_train, limit_test=limit_test,
         augment=AugmentConfig(crop_padding=crop_padding, flip=flip, cutout=cutout), tensorboard=tensorboard,
         init=init, freeze=freeze, head=head, img_size=img_size, feature_cache=feature_cache, cache_views=cache_views,
+        sync_bn=sync_bn,
     ).validate()
     metrics = train(cfg, resume=resume, log=print)  # plain print: rich keeps it above the progress bar
-    typer.echo(f"best test accuracy {metrics['best_acc']:.2%} (epoch {metrics['best_epoch']}), "
-               f"wall {metrics['wall_s']:.0f}s")
+    if metrics:  # empty on torchrun ranks other than 0
+        typer.echo(f"best test accuracy {metrics['best_acc']:.2%} (epoch {metrics['best_epoch']}), "
+                   f"wall {metrics['wall_s']:.0f}s")
 
 
 def eval_command(

@@ -7,7 +7,7 @@ from typing import Iterable, Iterator, TypeVar
 T = TypeVar("T")
 
 
-def make_progress():
+def make_progress(enabled: bool = True):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -15,7 +15,7 @@ def make_progress():
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        console=console, transient=True, disable=not (enabled and console.is_terminal),
     )
 
 

@@ -13,6 +13,7 @@ from edgecls.digest import file_sha256
 from edgecls.errors import EdgeclsError
 from edgecls.spec import ModelSpec
 
+from .distributed import unwrap
 from .models import build_model
 
 CHECKPOINT_FORMAT = "edgecls-checkpoint"
@@ -35,7 +36,7 @@ def save_checkpoint(path: Path, model: nn.Module, spec: ModelSpec, epoch: int, *
 
 
 def _cpu_state(model: nn.Module) -> dict:
-    model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+    model = unwrap(model)
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 

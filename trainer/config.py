@@ -49,6 +49,7 @@ class TrainConfig:
     limit_test: int | None = None
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tensorboard: bool = False
+    sync_bn: bool = False  # torchrun on GPUs: SyncBatchNorm across processes
     init: str | None = None  # "imagenet" or a checkpoint / state_dict path: fine-tuning
     freeze: str = "auto"  # auto | none | comma list of stages
     head: str = "auto"  # auto: dropout-linear when fine-tuning, else linear

@@ -22,6 +22,7 @@ from torch import nn
 from edgecls.progress import track
 
 from .augment import AugmentConfig, augment_batch, epoch_flips, to_model_input
+from .distributed import World
 from .loop import DeviceData
 from .policy import ExecPolicy
 
@@ -93,12 +94,13 @@ def build_feature_bank(trunk: nn.Module, train: DeviceData, test: DeviceData, po
     return FeatureBank(bank, test_feats, folder)
 
 
-def feature_batches(features: torch.Tensor, labels: torch.Tensor, batch_size: int, gen: torch.Generator):
+def feature_batches(features: torch.Tensor, labels: torch.Tensor, batch_size: int, gen: torch.Generator,
+                    world: World = World()):
     """Shuffled (features NCHW channels_last view, labels) batches; drops the last partial batch."""
     n = len(labels)
     perm = torch.randperm(n, generator=gen, device=gen.device).to(features.device)
     for i in range(n // batch_size):
-        idx = perm[i * batch_size:(i + 1) * batch_size]
+        idx = world.shard(perm[i * batch_size:(i + 1) * batch_size])
         yield features[idx].permute(0, 3, 1, 2), labels[idx]
 
 

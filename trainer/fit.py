@@ -18,6 +18,7 @@ from edgecls.spec import ModelSpec
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import DataSplits, load_data
+from .distributed import World, check_batch, close_world, init_world, unwrap, wrap_model
 from .ema import make_ema
 from .feature_cache import FeatureBank, build_feature_bank, feature_batches, predict_features
 from .freeze import apply_freeze, parse_freeze
@@ -71,11 +72,13 @@ def model_kwargs(cfg: TrainConfig, init: InitWeights | None) -> dict:
 
 
 def build_parts(cfg: TrainConfig, spec: ModelSpec, policy: ExecPolicy, steps_per_epoch: int,
-                arch: dict | None = None, init: InitWeights | None = None) -> StepParts:
+                arch: dict | None = None, init: InitWeights | None = None, sync_bn: bool = False) -> StepParts:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, spec.num_classes, **(arch or {}))
     if init is not None:
         load_backbone(model, init)
+    if sync_bn:  # before freezing and the optimizer: the converted BN layers are the ones they must see
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(policy.device)
     if policy.channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -91,7 +94,7 @@ def build_parts(cfg: TrainConfig, spec: ModelSpec, policy: ExecPolicy, steps_per
 
 def eval_model(parts: StepParts):
     """The weights that get evaluated and saved as best: the EMA when there is one."""
-    return parts.ema if parts.ema is not None else getattr(parts.model, "_orig_mod", parts.model)
+    return parts.ema if parts.ema is not None else unwrap(parts.model)
 
 
 def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: TrainConfig, state: RunState,
@@ -99,7 +102,7 @@ def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: Trai
     """last.pt: evaluated weights as ``state_dict`` (so it loads like best.pt) plus all training state."""
     save_checkpoint(
         path, eval_model(parts), spec, state.epoch, model_kwargs=arch,
-        raw_state_dict={k: v.detach().cpu() for k, v in getattr(parts.model, "_orig_mod", parts.model).state_dict().items()},
+        raw_state_dict={k: v.detach().cpu() for k, v in unwrap(parts.model).state_dict().items()},
         optimizer=parts.optimizer.state_dict(), scheduler=parts.scheduler.state_dict(),
         scaler=parts.scaler.state_dict(), config=cfg.to_dict(), history=state.history,
         best_acc=state.best_acc, best_epoch=state.best_epoch,
@@ -110,8 +113,7 @@ def restore(path: Path, parts: StepParts) -> RunState:
     payload = read_checkpoint(path)
     if "raw_state_dict" not in payload:
         raise EdgeclsError(f"{path} has no training state to resume from (use a last.pt)")
-    model = getattr(parts.model, "_orig_mod", parts.model)
-    model.load_state_dict(payload["raw_state_dict"])
+    unwrap(parts.model).load_state_dict(payload["raw_state_dict"])
     if parts.ema is not None:
         parts.ema.load_state_dict(payload["state_dict"])
     parts.optimizer.load_state_dict(payload["optimizer"])
@@ -158,17 +160,24 @@ class Run:
     bank: FeatureBank | None = None
     info: dict = field(default_factory=dict)  # extra metrics.json entries
     writer: object | None = None
+    world: World = field(default_factory=World)
 
     @property
     def steps_per_epoch(self) -> int:
         return len(self.train_data) // min(self.cfg.batch_size, len(self.train_data))
 
 
-def prepare_run(cfg: TrainConfig, log) -> Run:
+def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
     policy = resolve_policy(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     threads = set_cpu_threads(cfg.threads)
+    if cfg.sync_bn and world.active and policy.device.type != "cuda":
+        raise EdgeclsError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
     init = resolve_init(cfg.init, cfg.model) if cfg.init else None
+    if not world.main:
+        world.barrier()  # rank 0 decodes and caches the images first
     splits = load_data(cfg.data, input_size(cfg), cfg.data_dir, cfg.cache_dir)
+    if world.main:
+        world.barrier()
     spec = build_spec(cfg, splits, init)
     train_set = splits.train.subset(cfg.limit_train, cfg.seed)
     test_set = splits.test.subset(cfg.limit_test, cfg.seed)
@@ -176,12 +185,13 @@ def prepare_run(cfg: TrainConfig, log) -> Run:
     test_data = DeviceData.from_numpy(test_set.images, test_set.labels, spec.mean, spec.std, policy.device)
     steps = len(train_data) // min(cfg.batch_size, len(train_data))
     out = Path(cfg.out)
+    processes = f", {world.size} processes × {cfg.batch_size // world.size} images" if world.active else ""
     log(f"{cfg.model} on {splits.source}: {len(train_data)} train / {len(test_data)} test images, "
-        f"{policy.describe()}, {threads} threads, out {out}")
-    writer = make_tensorboard(out) if cfg.tensorboard else None
+        f"{policy.describe()}, {threads} threads{processes}, out {out}")
+    writer = make_tensorboard(out) if cfg.tensorboard and world.main else None
     arch = model_kwargs(cfg, init)
-    parts = build_parts(cfg, spec, policy, steps, arch, init)
-    run = Run(cfg, spec, policy, parts, train_data, test_data, out, log, arch, writer=writer)
+    parts = build_parts(cfg, spec, policy, steps, arch, init, sync_bn=cfg.sync_bn and world.active)
+    run = Run(cfg, spec, policy, parts, train_data, test_data, out, log, arch, writer=writer, world=world)
     if parts.freeze is not None:
         log(f"fine-tuning from {init.source if init else 'scratch'}: frozen {', '.join(parts.freeze.frozen)}")
     attach_feature_bank(run)
@@ -194,7 +204,7 @@ def attach_feature_bank(run: Run) -> None:
     if plan is None or plan.prefix_len == 0 or cfg.feature_cache == "off":
         return
     started = time.perf_counter()
-    folder = run.out / "feature-cache" if cfg.feature_cache == "disk" else None
+    folder = run.out / f"feature-cache-{run.world.rank}" if cfg.feature_cache == "disk" else None
     run.bank = build_feature_bank(plan.trunk(), run.train_data, run.test_data, run.policy, cfg.augment,
                                   cfg.seed, cfg.cache_views, folder)
     seconds = time.perf_counter() - started
@@ -210,18 +220,35 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict
     if resume is not None:
         cfg = config_for_resume(Path(resume))
     cfg.validate()
-    cfg.out = str(Path(cfg.out) if cfg.out else default_run_dir(cfg.model))
-    if cfg.data != "cifar10":
-        cfg.data = str(Path(cfg.data).expanduser().resolve())  # checkpoints name data usable from anywhere
-    run = prepare_run(cfg, log)
-    state = restore(Path(resume), run.parts) if resume is not None else RunState()
-    wall_offset = state.history[-1]["wall_s"] if state.history else 0.0
-    with make_progress() as progress:
-        task = progress.add_task("epoch", total=run.steps_per_epoch, info="")
-        while state.epoch < cfg.epochs and not should_stop(state, cfg.patience, log):
-            run_epoch(run, state, progress, task, t0 - wall_offset)
-    finish_run(run, state)
-    return write_metrics(run.out, cfg, run.spec, state, run.policy, run.info)
+    world = init_world(cfg.device)
+    try:
+        check_batch(cfg.batch_size, world)
+        log = log if world.main else (lambda message: None)
+        cfg.out = world.broadcast(str(Path(cfg.out) if cfg.out else default_run_dir(cfg.model)))
+        if cfg.data != "cifar10":
+            cfg.data = str(Path(cfg.data).expanduser().resolve())  # checkpoints name data usable from anywhere
+        run = prepare_run(cfg, log, world)
+        state = restore(Path(resume), run.parts) if resume is not None else RunState()
+        distribute(run)
+        wall_offset = state.history[-1]["wall_s"] if state.history else 0.0
+        with make_progress(enabled=world.main) as progress:
+            task = progress.add_task("epoch", total=run.steps_per_epoch, info="")
+            while state.epoch < cfg.epochs and not should_stop(state, cfg.patience, log):
+                run_epoch(run, state, progress, task, t0 - wall_offset)
+        if world.main:
+            finish_run(run, state)
+        elif run.bank is not None:
+            run.bank.close()
+        return write_metrics(run.out, cfg, run.spec, state, run.policy, run.info) if world.main else {}
+    finally:
+        close_world(world)
+
+
+def distribute(run: Run) -> None:
+    """Wrap the (possibly resumed) model in DDP: its constructor broadcasts rank 0's weights."""
+    if run.world.active:
+        model = wrap_model(unwrap(run.parts.model), run.world, run.policy.device)
+        run.parts.model = torch.compile(model) if run.policy.compile else model
 
 
 def should_stop(state: RunState, patience: int, log) -> bool:
@@ -245,7 +272,7 @@ def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None
 
     loss, img_s = train_epoch(run, gen, epoch, on_step)
     weights = eval_model(run.parts)
-    acc = accuracy(epoch_logits(run, weights), run.test_data.labels)
+    acc = epoch_accuracy(run, weights)
     end_epoch(run.parts.scheduler, acc)
     now = time.perf_counter()
     state.epoch = epoch
@@ -255,34 +282,52 @@ def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None
     improved = acc > state.best_acc
     if improved:
         state.best_acc, state.best_epoch = acc, epoch
-        save_checkpoint(run.out / "best.pt", weights, run.spec, epoch, best_acc=acc, config=cfg.to_dict(),
-                        model_kwargs=run.arch)
+    if run.world.main:
+        save_outputs(run, state, weights, improved)
+    run.log(f"epoch {epoch:3d}/{cfg.epochs}  loss {loss:.4f}  test {acc:.2%}{' *' if improved else '  '} "
+            f"best {state.best_acc:.2%}  {img_s:.0f} img/s  {now - started:.1f}s  wall {now - t_start:.0f}s")
+
+
+def save_outputs(run: Run, state: RunState, weights: torch.nn.Module, improved: bool) -> None:
+    """Rank 0's job: best.pt when improved, last.pt, metrics.json and TensorBoard every epoch."""
+    cfg, epoch = run.cfg, state.epoch
+    if improved:
+        save_checkpoint(run.out / "best.pt", weights, run.spec, epoch, best_acc=state.best_acc,
+                        config=cfg.to_dict(), model_kwargs=run.arch)
     save_run_checkpoint(run.out / "last.pt", run.parts, run.spec, cfg, state, run.arch)
     write_metrics(run.out, cfg, run.spec, state, run.policy, run.info)
     if run.writer is not None:
         for key in ("train_loss", "test_acc", "train_img_per_s"):
             run.writer.add_scalar(key, state.history[-1][key], epoch)
-    run.log(f"epoch {epoch:3d}/{cfg.epochs}  loss {loss:.4f}  test {acc:.2%}{' *' if improved else '  '} "
-            f"best {state.best_acc:.2%}  {img_s:.0f} img/s  {now - started:.1f}s  wall {now - t_start:.0f}s")
 
 
 def train_epoch(run: Run, gen: torch.Generator, epoch: int, on_step) -> tuple[float, float]:
     """A full pass through the model, or through the trainable tail on cached trunk features."""
-    cfg = run.cfg
+    cfg, world = run.cfg, run.world
     if run.bank is None:
-        return train_one_epoch(run.parts, run.train_data, cfg.batch_size, run.policy, cfg.augment, gen,
-                               cfg.seed, epoch, on_step)
-    bs = min(cfg.batch_size, len(run.train_data))
-    batches = feature_batches(run.bank.view_for_epoch(epoch), run.train_data.labels, bs, gen)
-    return fit_batches(run.parts, run.parts.freeze.tail(), batches, run.steps_per_epoch, bs, run.policy, on_step)
+        loss, img_s = train_one_epoch(run.parts, run.train_data, cfg.batch_size, run.policy, cfg.augment, gen,
+                                      cfg.seed, epoch, on_step, world)
+    else:
+        bs = min(cfg.batch_size, len(run.train_data))
+        batches = feature_batches(run.bank.view_for_epoch(epoch), run.train_data.labels, bs, gen, world)
+        loss, img_s = fit_batches(run.parts, run.parts.freeze.tail(), batches, run.steps_per_epoch, bs,
+                                  run.policy, on_step)
+    return world.sum(torch.tensor(loss, device=run.policy.device)).item() / world.size, img_s
 
 
-def epoch_logits(run: Run, weights: torch.nn.Module) -> torch.Tensor:
-    """Per-epoch test logits under the policy's autocast; from cached features when there are some."""
+def epoch_accuracy(run: Run, weights: torch.nn.Module) -> float:
+    """Test accuracy under the policy's autocast, each rank scoring its shard; from cached features
+    when there are some. Every rank gets the same number (an all-reduced count of hits)."""
+    world, test = run.world, run.test_data
+    labels = world.shard(test.labels)
     if run.bank is None or run.cfg.tta:
-        return predict_logits(weights, run.test_data, run.policy, tta=run.cfg.tta, amp=True)
-    tail = torch.nn.Sequential(*(m for _, m in split_stages(weights)[run.parts.freeze.prefix_len:]))
-    return predict_features(tail, run.bank.test, run.policy)
+        shard = DeviceData(world.shard(test.images), labels, test.mean, test.std)
+        logits = predict_logits(weights, shard, run.policy, tta=run.cfg.tta, amp=True)
+    else:
+        tail = torch.nn.Sequential(*(m for _, m in split_stages(weights)[run.parts.freeze.prefix_len:]))
+        logits = predict_features(tail, world.shard(run.bank.test), run.policy)
+    hits = (logits.argmax(1) == labels.cpu()).sum().to(run.policy.device)
+    return world.sum(hits).item() / max(1, len(test))
 
 
 def finish_run(run: Run, state: RunState) -> None:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .augment import AugmentConfig, augment_batch, epoch_flips, to_model_input
+from .distributed import World, unwrap
 from .ema import update_ema
 from .freeze import FreezePlan, set_train_mode
 from .policy import ExecPolicy
@@ -48,8 +49,12 @@ class StepParts:
 
 def train_one_epoch(parts: StepParts, data: DeviceData, batch_size: int, policy: ExecPolicy,
                     aug: AugmentConfig, gen: torch.Generator, seed: int, epoch: int,
-                    on_step: Callable[[int, int, float], None] | None = None) -> tuple[float, float]:
-    """Returns (mean train loss, images/s). Drops the last partial batch so shapes stay static."""
+                    on_step: Callable[[int, int, float], None] | None = None,
+                    world: World = World()) -> tuple[float, float]:
+    """Returns (mean train loss, images/s). Drops the last partial batch so shapes stay static.
+
+    ``batch_size`` is global: every rank augments the whole batch the same way and keeps its slice.
+    """
     n = len(data)
     bs = min(batch_size, n)
     perm = torch.randperm(n, generator=gen, device=gen.device).to(data.images.device)
@@ -60,7 +65,8 @@ def train_one_epoch(parts: StepParts, data: DeviceData, batch_size: int, policy:
             idx = perm[i * bs:(i + 1) * bs]
             x = to_model_input(augment_batch(data.images[idx], aug, gen, flips[idx] if flips is not None else None),
                                data.mean, data.std)
-            yield (x if policy.channels_last else x.contiguous()), data.labels[idx]
+            x = world.shard(x)
+            yield (x if policy.channels_last else x.contiguous()), world.shard(data.labels[idx])
 
     return fit_batches(parts, parts.model, batches(), n // bs, bs, policy, on_step)
 
@@ -68,7 +74,7 @@ def train_one_epoch(parts: StepParts, data: DeviceData, batch_size: int, policy:
 def fit_batches(parts: StepParts, forward: nn.Module, batches, steps: int, batch_size: int, policy: ExecPolicy,
                 on_step: Callable[[int, int, float], None] | None = None) -> tuple[float, float]:
     """One optimizer step per (input, label) batch through ``forward`` (the model, or its trainable tail)."""
-    set_train_mode(_plain(parts.model), parts.freeze)
+    set_train_mode(unwrap(parts.model), parts.freeze)
     loss_sum = torch.zeros((), device=policy.device)
     start = time.perf_counter()
     for i, (x, y) in enumerate(batches):
@@ -80,15 +86,11 @@ def fit_batches(parts: StepParts, forward: nn.Module, batches, steps: int, batch
         parts.scaler.update()
         parts.scheduler.step()
         if parts.ema is not None:
-            update_ema(parts.ema, _plain(parts.model), parts.ema_decay)
+            update_ema(parts.ema, unwrap(parts.model), parts.ema_decay)
         loss_sum += loss.detach()
         if on_step is not None and (i % 10 == 9 or i == steps - 1):
             on_step(i + 1, steps, loss.item())
     return loss_sum.item() / steps, steps * batch_size / (time.perf_counter() - start)
-
-
-def _plain(model: nn.Module) -> nn.Module:
-    return getattr(model, "_orig_mod", model)
 
 
 @torch.no_grad()

@@ -65,7 +65,8 @@ def resolve_policy(device: str = "auto", precision: str = "auto", channels_last:
 
 
 def set_cpu_threads(threads: int | None) -> int:
-    """Use every core we are allowed on (cgroup/affinity aware) unless told otherwise."""
-    n = threads or len(os.sched_getaffinity(0))
+    """Use every core we are allowed on (cgroup/affinity aware) unless told otherwise; under
+    torchrun, the cores are shared out between the processes on this machine."""
+    n = threads or max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(n)
     return n
