@@ -40,15 +40,20 @@ def _cpu_state(model: nn.Module) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict; anything that is not an edgecls checkpoint is one clear error."""
-    path = Path(path)
+def load_weights_only(path: Path, kind: str):
+    """``torch.load(weights_only=True)`` on the CPU; a missing or unreadable file is one clear error."""
     if not path.is_file():
         raise EdgeclsError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types on foreign or damaged files (KeyError, EOFError, ...)
-        raise EdgeclsError(f"{path} is not a readable edgecls checkpoint ({type(e).__name__})") from None
+        raise EdgeclsError(f"{path} is not a readable {kind} ({type(e).__name__})") from None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """The raw checkpoint dict; anything that is not an edgecls checkpoint is one clear error."""
+    path = Path(path)
+    payload = load_weights_only(path, "edgecls checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise EdgeclsError(f"{path} is not an edgecls checkpoint")
     if payload.get("version", 0) > CHECKPOINT_VERSION:

@@ -13,6 +13,8 @@ from torch import nn
 
 from edgecls.errors import EdgeclsError
 
+from .checkpoint import CHECKPOINT_FORMAT, load_weights_only
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 HEAD_PREFIX = "fc."
@@ -52,11 +54,8 @@ def file_weights(path: str | Path) -> InitWeights:
     path = Path(path)
     if not path.is_file():
         raise EdgeclsError(f"--init {path}: no such file (or use --init imagenet)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise EdgeclsError(f"--init {path} is not a readable checkpoint or state_dict ({type(e).__name__})") from None
-    if isinstance(payload, dict) and payload.get("format") == "edgecls-checkpoint":
+    payload = load_weights_only(path, "checkpoint or state_dict for --init")
+    if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
         spec = payload["spec"]
         stem = payload.get("model_kwargs", {}).get("stem")
         return InitWeights(_without_head(payload["state_dict"]), stem, tuple(spec["mean"]), tuple(spec["std"]), str(path))
