@@ -15,9 +15,9 @@ calibration, uint8 activations and per-channel int8 weights, after ``quant_pre_p
 inference + BatchNorm folding). Every layer is quantized: keeping the first and last in FP32, as
 for OpenVINO, cost 19% of batch-64 throughput here and did not raise agreement (99.29% vs 99.34%).
 Moving-average, percentile and entropy calibration gained nothing that held across models and
-calibration draws (benchmarks/results/onnx-int8-calibration-2026-11-23.md). ``reduce_range`` (7-bit weights)
-only where the exporting CPU lacks VNNI, whose absence risks int16 accumulator saturation; the
-choice is recorded in the manifest.
+calibration draws (benchmarks/results/onnx-int8-calibration-2026-11-23.md). ``reduce_range``
+(7-bit weights) only where the exporting CPU lacks VNNI, whose absence risks int16 accumulator
+saturation; the choice is recorded in the manifest.
 """
 
 from __future__ import annotations
