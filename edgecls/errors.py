@@ -1,5 +1,13 @@
-"""One exception type for problems the user can fix; the CLI prints it as one line."""
+"""Exception types for problems the user can fix; the CLI prints each as one line."""
 
 
 class EdgeclsError(Exception):
-    """A user-facing error: bad input, missing data, unreadable file."""
+    """A user-facing error: bad input, missing data, unreadable file. The CLI exits 1."""
+
+    exit_code = 1
+
+
+class UsageError(EdgeclsError):
+    """The command cannot run as asked (a missing extra, a bad option). The CLI exits 2."""
+
+    exit_code = 2

@@ -31,7 +31,7 @@ def run_from(target, *args, cwd):
 def test_wheel_holds_the_namespaced_packages(installed_wheel):
     wheel, _ = installed_wheel
     names = zipfile.ZipFile(wheel).namelist()
-    for module in ("edgecls/cli.py", "edgecls/trainer/fit.py", "edgecls/trainer/models/cifar_resnet.py",
+    for module in ("edgecls/cli/__init__.py", "edgecls/trainer/fit.py", "edgecls/trainer/models/cifar_resnet.py",
                    "edgecls/trainer/data/folder.py", "edgecls/export/__init__.py", "edgecls/runtime/__init__.py"):
         assert module in names, module
     assert not any(n.startswith(("trainer/", "runtime/", "export/", "tests/")) for n in names)

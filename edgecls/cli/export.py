@@ -7,6 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgecls.extras import require_extra
+
 Opt = typer.Option
 
 
@@ -52,6 +54,7 @@ def export_command(
 
     OpenVINO is checked with INFERENCE_PRECISION_HINT=f32; its default precision and INT8 are reported.
     """
+    require_extra("export", "export")
     from edgecls.export.parity import format_table
     from edgecls.export.pipeline import ExportOptions, ParityError, export_checkpoint
 

@@ -1,13 +1,12 @@
-"""`edgecls train`, `edgecls eval`, `edgecls models`."""
+"""`edgecls train`."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
+from edgecls.extras import require_extra
 from edgecls.trainer.config import AugmentConfig, TrainConfig
 
 Opt = typer.Option
@@ -58,6 +57,7 @@ def train_command(
     Runs unchanged under `torchrun --nproc-per-node N -m edgecls train …` (DDP; --batch-size is the
     global batch, split evenly across the processes).
     """
+    require_extra("train", "train")
     from edgecls.trainer import train
 
     cfg = TrainConfig(
@@ -74,47 +74,3 @@ def train_command(
     if metrics:  # empty on torchrun ranks other than 0
         typer.echo(f"best test accuracy {metrics['best_acc']:.2%} (epoch {metrics['best_epoch']}), "
                    f"wall {metrics['wall_s']:.0f}s")
-
-
-def eval_command(
-    checkpoint: Annotated[Path, typer.Argument(help="An edgecls checkpoint (best.pt / last.pt).")],
-    data: Annotated[str, Opt(help="'cifar10' or an image folder with test/<class>/*.")] = "cifar10",
-    data_dir: Annotated[Optional[str], Opt(help="Where torchvision's CIFAR-10 lives.")] = None,
-    cache_dir: Annotated[Optional[str], Opt(help="Where decoded image-folder caches go.")] = None,
-    device: Annotated[str, Opt(help="cpu, cuda or auto.")] = "cpu",
-    tta: Annotated[bool, Opt("--tta", help="Horizontal-flip test-time augmentation.")] = False,
-    as_json: Annotated[bool, Opt("--json", help="Print one JSON object instead of a report.")] = False,
-    grid: Annotated[Optional[Path], Opt(help="Write a PNG grid of test images titled true/predicted.")] = None,
-) -> None:
-    """Test accuracy, per-class accuracy and confusion matrix of a checkpoint (fp32)."""
-    from edgecls.trainer.evaluate import evaluate_checkpoint
-
-    result = evaluate_checkpoint(checkpoint, data, data_dir, cache_dir, device, tta, grid)
-    if as_json:
-        typer.echo(json.dumps({k: result[k] for k in ("accuracy", "per_class", "n", "confusion", "classes")}))
-        return
-    typer.echo(f"accuracy {result['accuracy']:.2%} on {result['n']} images")
-    width = max(len(c) for c in result["classes"])
-    for name, acc in result["per_class"].items():
-        typer.echo(f"  {name:<{width}}  {acc:.2%}")
-    typer.echo("confusion (rows true, columns predicted):")
-    for name, row in zip(result["classes"], result["confusion"]):
-        typer.echo(f"  {name:<{width}}  " + " ".join(f"{v:5d}" for v in row))
-    if grid:
-        typer.echo(f"grid written to {grid}")
-
-
-def models_command(
-    as_json: Annotated[bool, Opt("--json", help="Print JSON rows.")] = False,
-) -> None:
-    """List the models with parameter count and forward FLOPs at their input size."""
-    from edgecls.trainer.models.summary import model_table
-
-    rows = model_table()
-    if as_json:
-        typer.echo(json.dumps(rows))
-        return
-    typer.echo(f"{'model':<10} {'params':>9} {'MFLOPs':>8}  description")
-    for r in rows:
-        typer.echo(f"{r['name']:<10} {r['params'] / 1e6:8.2f}M {r['flops'] / 1e6:8.1f}  {r['description']}")
-    typer.echo("FLOPs count a multiply-add as 2, for one image at the model's input size (32×32).")

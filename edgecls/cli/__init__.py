@@ -1,7 +1,7 @@
-"""The `edgecls` command line: thin commands over library functions.
+"""The `edgecls` command line: one module per command, each a thin layer over library functions.
 
-Command modules import torch inside their functions, so `edgecls --help` and the torch-free
-runtime commands start fast.
+Command modules import torch (and every other heavy library) inside their functions, so
+`edgecls --help` and the torch-free device commands start fast and run on the base install.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from typing import Annotated
 
 import typer
 
-from edgecls import __version__, cli_bench, cli_export, cli_infer, cli_train
+from edgecls import __version__
 from edgecls.errors import EdgeclsError
+
+from . import benchmark, evaluate, export, infer, models, train
 
 app = typer.Typer(
     name="edgecls",
@@ -21,12 +23,12 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.command("train")(cli_train.train_command)
-app.command("eval")(cli_train.eval_command)
-app.command("models")(cli_train.models_command)
-app.command("export")(cli_export.export_command)
-app.command("infer")(cli_infer.infer_command)
-app.command("benchmark")(cli_bench.benchmark_command)
+app.command("train")(train.train_command)
+app.command("eval")(evaluate.eval_command)
+app.command("models")(models.models_command)
+app.command("export")(export.export_command)
+app.command("infer")(infer.infer_command)
+app.command("benchmark")(benchmark.benchmark_command)
 
 
 def _version(value: bool) -> None:
@@ -46,7 +48,7 @@ def main() -> None:
         app()
     except EdgeclsError as e:
         typer.echo(f"error: {e}", err=True)
-        sys.exit(1)
+        sys.exit(e.exit_code)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
