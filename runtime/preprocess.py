@@ -5,6 +5,7 @@ resize (shorter side) → center crop → /255 → (x - mean) / std → NCHW flo
 
 from __future__ import annotations
 
+import io
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -17,7 +18,7 @@ from edgecls.errors import EdgeclsError
 from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb
 from edgecls.spec import ModelSpec
 
-ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
 # Large JPEGs are decoded at a reduced DCT scale, but never below this multiple of the model's
 # input size: the final antialiased resize then removes the (tiny) difference scaling makes.
@@ -25,7 +26,9 @@ DRAFT_MARGIN = 4
 
 
 def load_rgb(item: ImageInput, size: int) -> Image.Image:
-    """Any supported input as an upright RGB Pillow image."""
+    """Any supported input (a path, encoded bytes, a Pillow image, an array) as an upright RGB Pillow image."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return open_rgb(io.BytesIO(item), draft_size=size * DRAFT_MARGIN)
     if isinstance(item, Image.Image):
         return to_rgb(item)
     if isinstance(item, np.ndarray):
