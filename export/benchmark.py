@@ -153,7 +153,8 @@ def _export(names: list[str], data_opts, tmp: Path, log) -> Path:
 
     fp32 = sorted({FORMATS[n].int8_of or n for n in names}, key=list(FORMATS).index)
     int8 = any(FORMATS[n].precision == "int8" for n in names)
-    export_opts = replace(data_opts, formats=",".join(fp32), int8=int8, out=tmp / "export", check_images=0)
+    export_opts = replace(data_opts, formats=",".join(fp32), int8=int8, out=tmp / "export", check_images=0,
+                          golden_images=0)
     return export_checkpoint(export_opts, log=log).out
 
 

@@ -45,6 +45,12 @@ def load_check_set(data: str, spec: ModelSpec, count: int, seed: int, data_dir: 
     return CheckSet(normalize(test.images, spec), test.labels, f"{data} test split")
 
 
+def golden_images(data: str, spec: ModelSpec, count: int, seed: int, data_dir: str | None,
+                  cache_dir: str | None) -> ImageSet:
+    """A seeded draw of test images, uint8, with their source files where the data has files."""
+    return _split(data, spec, "test", data_dir, cache_dir).subset(count, seed)
+
+
 def load_calibration(data: str, spec: ModelSpec, count: int, seed: int, with_validation: bool,
                      data_dir: str | None, cache_dir: str | None) -> Calibration:
     """A seeded random draw; the --max-drop validation slice is disjoint from the calibration images."""

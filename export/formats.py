@@ -1,8 +1,11 @@
-"""THE table of export formats: it drives CLI validation, build order, parity checks and the manifest.
+"""The exporter's build rows, keyed by the bundle's format names (``edgecls.bundle.FORMATS``).
 
-A row names its files, how to build them, how to run them (a loader returning ``run(x) -> logits``
-on float32 NCHW numpy input), its precision and engine. INT8 rows point at the FP32 row they
-quantize (``int8_of``) and are built after it.
+A row adds to the bundle's description of a format (precision, engines, files) how to build it,
+how to run it for the parity gate and what to record about it. ONNX and OpenVINO files run
+through the runtime's own engines (``edgecls.runtime.engines``), with the options ``Classifier``
+and ``edgecls infer`` use, so what the gate proves is what a device runs; TorchScript keeps its own
+loader, being torch by nature. INT8 rows quantize the FP32 row named by ``int8_of`` and are built
+after it.
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from typing import Callable
 
 import numpy as np
 
+from edgecls.bundle import FORMATS as BUNDLE_FORMATS
+from edgecls.bundle import FormatInfo
 from edgecls.errors import EdgeclsError
+from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, open_engine
 
 from .job import ExportJob
-from .onnx_export import build_onnx, load_onnx
-from .openvino_export import build_openvino, load_openvino, load_openvino_default_precision
+from .onnx_export import build_onnx
+from .openvino_export import build_openvino
 from .quantize import build_onnx_int8, build_openvino_int8, onnx_int8_settings, openvino_int8_settings
 from .torchscript_export import build_torchscript, load_torchscript
 
@@ -26,30 +32,40 @@ Runner = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Format:
-    name: str
-    suffixes: tuple[str, ...]  # files written, model file first (stem = model name)
+    info: FormatInfo
     build: Callable[[ExportJob, Path], None]
     load: Callable[[Path], Runner]  # the runner whose result gates FP32 parity
-    precision: str  # fp32 | int8
-    engine: str
-    int8_of: str | None = None  # the FP32 format this row quantizes
     fixes_batch: bool = True  # False: the file accepts any batch even with --static-batch
     extra_checks: tuple[tuple[str, Callable[[Path], Runner]], ...] = ()  # reported, never gating
     settings: Callable[[ExportJob], dict] | None = None  # recorded in the manifest (quantizer options)
 
+    name = property(lambda self: self.info.name)
+    suffixes = property(lambda self: self.info.suffixes)
+    precision = property(lambda self: self.info.precision)
+    engine = property(lambda self: self.info.engine)
+    int8_of = property(lambda self: self.info.int8_of)
 
-_OV_DEFAULT = (("cpu-default-precision", load_openvino_default_precision),)
+
+def engine_runner(engine: str, precision: str = PINNED) -> Callable[[Path], Runner]:
+    """Open a file in the runtime's engine, exactly as ``Classifier.load`` would on this machine."""
+    return lambda path: open_engine(engine, path, precision=precision).run
+
+
+_OV_DEFAULT = (("cpu-default-precision", engine_runner("openvino", DEFAULT_PRECISION)),)
+
+
+def _row(name: str, build, **kw) -> Format:
+    info = BUNDLE_FORMATS[name]
+    load = kw.pop("load", None) or engine_runner(info.engine)
+    return Format(info, build, load, **kw)
+
 
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    Format("torchscript", (".torchscript.pt",), build_torchscript, load_torchscript, "fp32", "torch",
-           fixes_batch=False),
-    Format("onnx", (".onnx",), build_onnx, load_onnx, "fp32", "onnxruntime"),
-    Format("openvino", (".xml", ".bin"), build_openvino, load_openvino, "fp32", "openvino",
-           extra_checks=_OV_DEFAULT),
-    Format("onnx-int8", ("-int8.onnx",), build_onnx_int8, load_onnx, "int8", "onnxruntime",
-           int8_of="onnx", settings=onnx_int8_settings),
-    Format("openvino-int8", ("-int8.xml", "-int8.bin"), build_openvino_int8, load_openvino, "int8", "openvino",
-           int8_of="openvino", extra_checks=_OV_DEFAULT, settings=openvino_int8_settings),
+    _row("torchscript", build_torchscript, load=load_torchscript, fixes_batch=False),
+    _row("onnx", build_onnx),
+    _row("openvino", build_openvino, extra_checks=_OV_DEFAULT),
+    _row("onnx-int8", build_onnx_int8, settings=onnx_int8_settings),
+    _row("openvino-int8", build_openvino_int8, extra_checks=_OV_DEFAULT, settings=openvino_int8_settings),
 )}
 
 FP32_NAMES = tuple(n for n, f in FORMATS.items() if f.precision == "fp32")

@@ -3,7 +3,9 @@
 One entry per format: its model file's path (relative to the export folder), size and sha256,
 ``companions`` with the same for its other files (an OpenVINO IR's ``.bin``), precision, engine,
 input shape (``"batch"`` marks a dynamic axis), the source checkpoint's sha256 and the format's
-parity result.
+parity result. ``golden`` describes the golden vectors (``edgecls.bundle.GOLDEN``): their file,
+what they hold and the tolerances ``edgecls verify`` applies. The contract's names live in
+``edgecls.bundle``; this module only writes.
 """
 
 from __future__ import annotations
@@ -14,14 +16,11 @@ from pathlib import Path
 
 from edgecls import __version__
 from edgecls.atomic import write_text_atomic
+from edgecls.bundle import MANIFEST, MANIFEST_FORMAT, SCHEMA_VERSION, file_entry
 from edgecls.spec import META_SOURCE_SHA256, ModelSpec
-from edgecls.digest import file_sha256
 
 from .formats import Format
 from .job import ExportJob
-
-MANIFEST = "manifest.json"
-MANIFEST_FORMAT = "edgecls-export"
 
 
 def input_shape(fmt: Format, job: ExportJob) -> list:
@@ -29,14 +28,10 @@ def input_shape(fmt: Format, job: ExportJob) -> list:
     return ["batch" if job.dynamic_batch or not fmt.fixes_batch else 1, 3, size, size]
 
 
-def _file(path: Path) -> dict:
-    return {"path": path.name, "size": path.stat().st_size, "sha256": file_sha256(path)}
-
-
 def format_entry(fmt: Format, job: ExportJob, parity: dict | None) -> dict:
     model_file, *companions = (job.path(s) for s in fmt.suffixes)
     return {
-        "format": fmt.name, **_file(model_file), "companions": [_file(p) for p in companions],
+        "format": fmt.name, **file_entry(model_file), "companions": [file_entry(p) for p in companions],
         "precision": fmt.precision, "engine": fmt.engine, "input_shape": input_shape(fmt, job),
         "source_sha256": job.metadata[META_SOURCE_SHA256],
         "parity": parity["results"][fmt.name] if parity else None,
@@ -44,10 +39,11 @@ def format_entry(fmt: Format, job: ExportJob, parity: dict | None) -> dict:
 
 
 def build_manifest(formats: list[Format], job: ExportJob, source: dict, parity: dict | None,
-                   timings: dict[str, float]) -> dict:
+                   golden: dict | None, timings: dict[str, float]) -> dict:
     spec: ModelSpec = job.spec
     return {
         "format": MANIFEST_FORMAT,
+        "schema_version": SCHEMA_VERSION,
         "edgecls_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "source": source,
@@ -57,6 +53,7 @@ def build_manifest(formats: list[Format], job: ExportJob, source: dict, parity: 
         "files": [format_entry(f, job, parity) for f in formats],
         "quantization": _quantization(formats, job),
         "parity": parity,
+        "golden": golden,
         "build_seconds": {k: round(v, 3) for k, v in timings.items()},
     }
 
@@ -73,11 +70,3 @@ def write_manifest(folder: Path, manifest: dict) -> Path:
     path = folder / MANIFEST
     write_text_atomic(path, json.dumps(manifest, indent=2) + "\n")
     return path
-
-
-def is_export_folder(folder: Path) -> bool:
-    """True for a folder an earlier export wrote (safe to replace); protects anything else."""
-    try:
-        return json.loads((folder / MANIFEST).read_text()).get("format") == MANIFEST_FORMAT
-    except (OSError, ValueError, AttributeError):
-        return False

@@ -15,7 +15,6 @@ import contextlib
 import io
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .job import ExportJob
@@ -45,17 +44,3 @@ def build_onnx(job: ExportJob, path: Path) -> None:
         )
     program.save(str(path), external_data=False)
     stamp_onnx_file(path, job.metadata)
-
-
-def load_onnx(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: x})[0]
-
-    return run

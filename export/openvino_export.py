@@ -5,23 +5,20 @@ the ``nn.Module`` would go through the deprecated ``torch.jit.trace``) and the i
 explicitly, because the captured program leaves the spatial dims open. ``save_model`` compresses
 weights to FP16 unless told not to: FP32 export passes ``compress_to_fp16=False``.
 
-Running: ``INFERENCE_PRECISION_HINT=f32`` is pinned for the parity check, since the CPU plugin
-otherwise runs bf16 (or fp16) on CPUs that have it; the default-precision result is reported too.
+Running is the runtime's job (``edgecls.runtime.engines.OpenVinoEngine``): it pins
+``INFERENCE_PRECISION_HINT=f32``, since the CPU plugin otherwise runs bf16 (or fp16) on CPUs that
+have it; the parity gate reports the default-precision result too.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .job import ExportJob
 from .metadata import stamp_openvino
 from .onnx_export import INPUT_NAME, OUTPUT_NAME
-
-PINNED_CONFIG = {"INFERENCE_PRECISION_HINT": "f32"}
-
 
 def convert_to_openvino(job: ExportJob):
     """An ``openvino.Model`` of the job's PyTorch model, with named input/output and the job's shape."""
@@ -42,20 +39,3 @@ def build_openvino(job: ExportJob, path: Path) -> None:
     model = convert_to_openvino(job)
     stamp_openvino(model, job.metadata)
     ov.save_model(model, str(path), compress_to_fp16=False)
-
-
-def load_openvino(path: Path, config: dict | None = None):
-    """A runner with f32 pinned; ``config={}`` gives the CPU plugin's default precision."""
-    import openvino as ov
-
-    compiled = ov.Core().compile_model(str(path), "CPU", PINNED_CONFIG if config is None else config)
-    output = compiled.output(0)
-
-    def run(x: np.ndarray) -> np.ndarray:
-        return compiled(x)[output]
-
-    return run
-
-
-def load_openvino_default_precision(path: Path):
-    return load_openvino(path, {})

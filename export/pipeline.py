@@ -8,6 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+from edgecls.bundle import GOLDEN_IMAGES
 from edgecls.errors import EdgeclsError
 
 from .formats import FORMATS, Format, resolve_formats
@@ -31,6 +32,7 @@ class ExportOptions:
     calib_data: str | None = None  # default: ``data``
     calib_size: int = 300
     check_images: int = 1000  # 0 skips the parity check
+    golden_images: int = GOLDEN_IMAGES  # 0 writes no golden vectors (the bundle cannot be verified on a device)
     dynamic_batch: bool = True
     opset: int = DEFAULT_OPSET
     max_drop: float | None = None  # accuracy points; OpenVINO INT8 with accuracy control
@@ -42,6 +44,7 @@ class ExportOptions:
         checks = [
             (self.calib_size >= 1, "--calib-size must be at least 1"),
             (self.check_images >= 0, "--check-images must be 0 (skip the check) or more"),
+            (self.golden_images >= 0, "--golden-images must be 0 (none) or more"),
             (MIN_OPSET <= self.opset <= max_opset(), f"--opset must be between {MIN_OPSET} and {max_opset()}"),
             (self.max_drop is None or self.max_drop > 0, "--max-drop must be positive (accuracy points)"),
             (self.max_drop is None or FORMATS["openvino-int8"] in formats,
@@ -101,7 +104,8 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
                         max_drop=opts.max_drop)
         _build_all(formats, job, timings, log)
         parity = _parity(formats, job, check, timings)
-        manifest = build_manifest(formats, job, source, parity, timings)
+        golden = _golden(formats, job, opts, timings, data_from_checkpoint)
+        manifest = build_manifest(formats, job, source, parity, golden, timings)
         write_manifest(workdir, manifest)
     return ExportResult(out, manifest)
 
@@ -125,7 +129,7 @@ def _load_data(opts: ExportOptions, spec, formats: list[Format], timings: dict[s
     from .data import load_calibration, load_check_set
 
     calibration = check = None
-    try:
+    with _data_hint(data_from_checkpoint):
         if any(f.precision == "int8" for f in formats):
             with _timed(timings, "calibration data"):
                 calibration = load_calibration(opts.calib_data or opts.data, spec, opts.calib_size, opts.seed,
@@ -133,10 +137,28 @@ def _load_data(opts: ExportOptions, spec, formats: list[Format], timings: dict[s
         if opts.check_images > 0:
             with _timed(timings, "check data"):
                 check = load_check_set(opts.data, spec, opts.check_images, opts.seed, opts.data_dir, opts.cache_dir)
+    return calibration, check
+
+
+def _golden(formats: list[Format], job: ExportJob, opts: ExportOptions, timings: dict[str, float],
+            data_from_checkpoint: bool) -> dict | None:
+    """golden.npz in the staging folder (its manifest section), or None with --golden-images 0."""
+    if opts.golden_images == 0:
+        return None
+    from .golden import build_golden
+
+    with _timed(timings, "golden vectors"), _data_hint(data_from_checkpoint):
+        return build_golden(formats, job, opts.data, opts.golden_images, opts.seed, opts.data_dir, opts.cache_dir)
+
+
+@contextlib.contextmanager
+def _data_hint(data_from_checkpoint: bool):
+    """Data errors name where the data came from, when it was the checkpoint's choice."""
+    try:
+        yield
     except EdgeclsError as e:
         hint = " (the checkpoint's training data; pass --data)" if data_from_checkpoint else ""
         raise EdgeclsError(f"{e}{hint}") from None
-    return calibration, check
 
 
 @contextlib.contextmanager

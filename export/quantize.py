@@ -31,13 +31,13 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from edgecls.cpu import has_vnni
 from edgecls.progress import track
 
 from .job import ExportJob
 from .metadata import stamp_onnx_file, stamp_openvino, with_precision
 from .onnx_export import INPUT_NAME
 
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 FP32_LAYERS = ("first convolution", "final linear")
 
 
@@ -118,20 +118,10 @@ def _validation_accuracy(compiled_model, items: Iterable) -> tuple[float, list[f
     return float(np.mean(hits)), hits
 
 
-def cpu_has_vnni() -> bool:
-    """VNNI / AMX int8 dot products, read from /proc/cpuinfo (False where it cannot be read)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    flags = {word for line in text.splitlines() if line.startswith("flags") for word in line.split()}
-    return any(flag in flags for flag in VNNI_FLAGS)
-
-
 def onnx_int8_settings(job: ExportJob) -> dict:
     """quantize_static options as plain values: used for the call and recorded in the manifest."""
     return {"quant_format": "QDQ", "calibrate_method": "MinMax", "activation_type": "QUInt8",
-            "weight_type": "QInt8", "per_channel": True, "reduce_range": not cpu_has_vnni(),
+            "weight_type": "QInt8", "per_channel": True, "reduce_range": not has_vnni(),
             "calibration_images": len(job.calibration.images)}
 
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Iterator
 
 from edgecls.atomic import current_umask
+from edgecls.bundle import is_export_folder
 from edgecls.errors import EdgeclsError
-
-from .manifest import is_export_folder
 
 
 @contextlib.contextmanager

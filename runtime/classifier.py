@@ -13,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from edgecls.errors import EdgeclsError
 from edgecls.spec import ModelSpec, spec_from_metadata
 
+from .engines import PINNED
 from .model_files import ModelChoice, choose_model
 from .preprocess import ImageInput, load_rgb, normalize, resize_for_model
 
@@ -51,14 +52,15 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
-             spec: ModelSpec | None = None) -> "Classifier":
+             spec: ModelSpec | None = None, device: str | None = None, precision: str = PINNED) -> "Classifier":
         """``path``: an .onnx file, an OpenVINO .xml, or an export folder with manifest.json.
 
         Labels and preprocessing come from the model's own metadata; ``spec`` is only for
-        models exported without it.
+        models exported without it. ``device``: an OpenVINO device (CPU, GPU, NPU, AUTO) or an
+        onnxruntime provider (cpu, cuda, …); ``precision="default"`` lets OpenVINO pick its own.
         """
-        choice = choose_model(Path(path), backend)
-        engine = choice.open(threads)
+        choice = choose_model(Path(path), backend, device)
+        engine = choice.open(threads, device, precision)
         stored = spec_from_metadata(engine.metadata)
         if stored is None and spec is None:
             raise EdgeclsError(f"{choice.path} carries no edgecls metadata (labels, mean/std, input size); "

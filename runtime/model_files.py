@@ -1,22 +1,16 @@
-"""Which file to run: a model file as given, or the best verified file of an export folder."""
+"""Which file to run: a model file as given, or the preferred verified file of an export folder."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.digest import file_sha256
-from edgecls.errors import EdgeclsError
+from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, read_manifest, runtime_preference, verify_files
+from edgecls.errors import EdgeclsError, UsageError
 
-from .engines import OnnxRuntimeEngine, OpenVinoEngine, openvino_available
+from .engines import ORT_PROVIDERS, PINNED, open_engine, openvino_available
 
-BACKENDS = ("auto", "onnxruntime", "openvino")
-# Preference inside an export folder: INT8 first, then FP32; (manifest format, engine). onnxruntime
-# leads: same throughput as OpenVINO on this model, a quarter of the start-up time, and no extra install.
-PREFERENCE = (("onnx-int8", "onnxruntime"), ("openvino-int8", "openvino"), ("onnx", "onnxruntime"),
-              ("openvino", "openvino"))
-ENGINES = {"onnxruntime": OnnxRuntimeEngine, "openvino": OpenVinoEngine}
+BACKENDS = ("auto", ONNXRUNTIME, OPENVINO)
 
 
 @dataclass(frozen=True)
@@ -24,67 +18,52 @@ class ModelChoice:
     path: Path
     format: str
     engine: str
+    folder: Path | None = None  # the export folder it came from (its manifest was sha256-verified)
 
-    def open(self, threads: int | None):
-        return ENGINES[self.engine](self.path, threads)
+    def open(self, threads: int | None = None, device: str | None = None, precision: str = PINNED):
+        return open_engine(self.engine, self.path, threads, device, precision)
 
 
-def choose_model(path: Path, backend: str = "auto") -> ModelChoice:
+def choose_model(path: Path, backend: str = "auto", device: str | None = None) -> ModelChoice:
     if backend not in BACKENDS:
-        raise EdgeclsError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if not path.exists():
         raise EdgeclsError(f"model {path} does not exist")
     if path.is_dir():
-        return choose_from_folder(path, backend)
+        return choose_from_folder(path, backend, device)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        if backend == "openvino":
-            return ModelChoice(path, "onnx", "openvino")
-        return ModelChoice(path, "onnx", "onnxruntime")
+        use_openvino = backend == OPENVINO or (backend == "auto" and not _ort_device(device))
+        return ModelChoice(path, format_of(path), OPENVINO if use_openvino else ONNXRUNTIME)
     if suffix == ".xml":
-        if backend == "onnxruntime":
-            raise EdgeclsError(f"{path} is an OpenVINO model; onnxruntime cannot run it")
-        return ModelChoice(path, "openvino", "openvino")
+        if backend == ONNXRUNTIME:
+            raise UsageError(f"{path} is an OpenVINO model; onnxruntime cannot run it")
+        return ModelChoice(path, format_of(path), OPENVINO)
     raise EdgeclsError(f"{path}: expected an .onnx file, an OpenVINO .xml or an export folder with manifest.json")
 
 
-def read_manifest(folder: Path) -> dict:
-    manifest = folder / "manifest.json"
-    if not manifest.is_file():
-        raise EdgeclsError(f"{folder} has no manifest.json (is it an edgecls export folder?)")
-    try:
-        return json.loads(manifest.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EdgeclsError(f"{manifest} is not valid JSON: {e}") from None
+def _ort_device(device: str | None) -> bool:
+    """Whether a device name is one onnxruntime knows (any other, e.g. GPU or NPU, means OpenVINO)."""
+    return device is None or device.lower() in ORT_PROVIDERS or device.endswith("ExecutionProvider")
 
 
-def verify_files(folder: Path, manifest: dict) -> None:
-    """Refuse a tampered or half-copied export: every listed file must match its sha256."""
-    for entry in manifest.get("files", []):
-        for rel, expected in file_digests(entry):
-            target = folder / rel
-            if not target.is_file():
-                raise EdgeclsError(f"{target} is listed in manifest.json but missing")
-            if file_sha256(target) != expected:
-                raise EdgeclsError(f"{target} does not match the sha256 in manifest.json (modified or incomplete copy)")
-
-
-def file_digests(entry: dict) -> list[tuple[str, str]]:
-    """(relative path, sha256) of a manifest entry and of its companion files (an IR's .bin)."""
-    pairs = [(entry["path"], entry["sha256"])]
-    pairs += [(c["path"], c["sha256"]) for c in entry.get("companions", [])]
-    return pairs
-
-
-def choose_from_folder(folder: Path, backend: str) -> ModelChoice:
+def choose_from_folder(folder: Path, backend: str, device: str | None = None) -> ModelChoice:
     manifest = read_manifest(folder)
     verify_files(folder, manifest)
     by_format = {e["format"]: e for e in manifest.get("files", [])}
-    for fmt, engine in PREFERENCE:
+    for fmt, engine in runtime_preference():
         if fmt not in by_format or backend not in ("auto", engine):
             continue
-        if engine == "openvino" and not openvino_available():
+        if engine == OPENVINO and not openvino_available():
             continue
-        return ModelChoice(folder / by_format[fmt]["path"], fmt, engine)
+        if backend == "auto" and engine == ONNXRUNTIME and not _ort_device(device):
+            continue
+        return ModelChoice(folder / by_format[fmt]["path"], fmt, engine, folder)
     raise EdgeclsError(f"{folder} has no model the {backend} backend can run (formats: {', '.join(by_format)})")
 
+
+def format_of(path: Path) -> str:
+    """The bundle format name of a model file, from its suffixes."""
+    name = path.name.lower()
+    matches = [f.name for f in FORMATS.values() if name.endswith(f.suffixes[0])]
+    return max(matches, key=lambda n: len(FORMATS[n].suffixes[0])) if matches else path.suffix.lstrip(".")

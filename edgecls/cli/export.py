@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgecls.bundle import GOLDEN_IMAGES
 from edgecls.extras import require_extra
 
 Opt = typer.Option
@@ -44,7 +45,10 @@ def export_command(
                                    "natively, read by onnxruntime>=1.14 and OpenVINO>=2023.0).")] = 18,
     check_images: Annotated[int, Opt(help="Held-out test images for the parity check against PyTorch; 0 skips it "
                                           "(use 10000 for the full CIFAR-10 test set).")] = 1000,
-    seed: Annotated[int, Opt(help="Seed for drawing calibration and check images.")] = 0,
+    golden_images: Annotated[int, Opt(help="Held-out test images stored with their PyTorch logits (golden.npz), "
+                                           "so `edgecls verify` can re-prove the bundle on a device; 0 for none.")
+                             ] = GOLDEN_IMAGES,
+    seed: Annotated[int, Opt(help="Seed for drawing calibration, check and golden images.")] = 0,
 ) -> None:
     """Export a checkpoint to TorchScript / ONNX / OpenVINO (+ INT8), check parity, write manifest.json.
 
@@ -60,6 +64,7 @@ def export_command(
 
     opts = ExportOptions(checkpoint=checkpoint, formats=format, int8=int8, out=out, data=data, data_dir=data_dir,
                          cache_dir=cache_dir, calib_data=calib_data, calib_size=calib_size, check_images=check_images,
+                         golden_images=golden_images,
                          dynamic_batch=dynamic_batch, opset=opset, max_drop=max_drop, seed=seed)
     try:
         result = export_checkpoint(opts, log=typer.echo)

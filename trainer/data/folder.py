@@ -84,9 +84,9 @@ def load_split(root: Path, split: str, size: int, cache_dir: Path) -> ImageSet:
     cache_file = cache_dir / f"{key}.npz"
     if cache_file.exists():
         with np.load(cache_file) as z:
-            return ImageSet(z["images"], z["labels"], tuple(json.loads(str(z["classes"]))))
+            return ImageSet(z["images"], z["labels"], tuple(json.loads(str(z["classes"]))), tuple(files))
     images = decode_files(files, size, desc=f"decoding {split} ({len(files)} images)")
-    data = ImageSet(images, np.asarray(labels, dtype=np.int64), classes)
+    data = ImageSet(images, np.asarray(labels, dtype=np.int64), classes, tuple(files))
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(cache_file) as tmp:
         with open(tmp, "wb") as f:

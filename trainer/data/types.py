@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -12,6 +13,7 @@ class ImageSet:
     images: np.ndarray  # (N, H, W, 3) uint8
     labels: np.ndarray  # (N,) int64
     classes: tuple[str, ...]
+    files: tuple[Path, ...] | None = None  # the encoded source files, where the data came from files
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -21,7 +23,8 @@ class ImageSet:
         if count is None or count >= len(self):
             return self
         idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:count])
-        return ImageSet(self.images[idx], self.labels[idx], self.classes)
+        files = tuple(self.files[i] for i in idx) if self.files is not None else None
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, files)
 
 
 @dataclass
