@@ -1,3 +1,3 @@
 """edgecls: train, export and run small image classifiers with proven parity."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

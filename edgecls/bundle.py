@@ -53,12 +53,13 @@ FORMATS: dict[str, FormatInfo] = {f.name: f for f in (
 
 # What verify holds each row to; written into the manifest so a bundle carries its own bar.
 # FP32: the same top-1 on every golden image and logits within 1e-4 of the largest |logit|.
-# INT8: integer kernels differ between CPUs (VNNI or not), so top-1 agreement is the gate, with
-# its own build-machine logits and with PyTorch; a loose logit bound catches a broken kernel.
+# INT8: integer kernels differ between CPUs (VNNI or not), so top-1 agreement is the gate: with
+# its own build-machine logits, and with PyTorch no worse than the build machine's agreement by
+# more than a few images; a loose logit bound catches a broken kernel.
 # End to end: JPEG decoders differ between builds, so a few labels may move.
 TOLERANCE = {
     FP32: {"min_agreement": 1.0, "max_rel_dlogit": 1e-4},
-    INT8: {"min_agreement": 0.90, "min_agreement_build": 0.95, "max_rel_dlogit_build": 0.10},
+    INT8: {"min_agreement_build": 0.95, "max_rel_dlogit_build": 0.10, "max_agreement_drop": 0.05},
     "end_to_end": {"min_agreement": 0.95},
 }
 

@@ -53,7 +53,7 @@ class OnnxRuntimeEngine:
         self.threads = options.intra_op_num_threads
         self.device = self.session.get_providers()[0]
         self.version = ort.__version__
-        self.precision = "as stored"  # onnxruntime's CPU provider computes in the file's own types
+        self.precision = "f32"  # float ops: onnxruntime's CPU provider has no reduced-precision mode
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: x})[0]

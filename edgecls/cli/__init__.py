@@ -14,7 +14,7 @@ import typer
 from edgecls import __version__
 from edgecls.errors import EdgeclsError
 
-from . import benchmark, evaluate, export, infer, models, train
+from . import benchmark, doctor, evaluate, export, infer, models, serve, train, verify
 
 app = typer.Typer(
     name="edgecls",
@@ -29,6 +29,9 @@ app.command("models")(models.models_command)
 app.command("export")(export.export_command)
 app.command("infer")(infer.infer_command)
 app.command("benchmark")(benchmark.benchmark_command)
+app.command("verify")(verify.verify_command)
+app.command("serve")(serve.serve_command)
+app.command("doctor")(doctor.doctor_command)
 
 
 def _version(value: bool) -> None:
