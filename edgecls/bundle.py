@@ -12,11 +12,13 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .digest import file_sha256
 from .errors import EdgeclsError, UsageError
+
+if TYPE_CHECKING:  # numpy is imported where golden vectors are read or written: the CLI starts without it
+    import numpy as np
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "edgecls-export"
@@ -129,6 +131,8 @@ class Golden:
 
 
 def write_golden(path: Path, golden: Golden) -> None:
+    import numpy as np
+
     blobs = [np.frombuffer(b, dtype=np.uint8) for b in golden.encoded]
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
     arrays = {"images": golden.images, "labels": golden.labels.astype(np.int64),
@@ -146,6 +150,8 @@ def read_golden(folder: Path, manifest: dict) -> Golden:
         raise UsageError(f"{folder} carries no golden vectors (exported by edgecls "
                          f"{manifest.get('edgecls_version', '< 0.2')}); re-export it with `edgecls export` "
                          "to make it verifiable on a device")
+    import numpy as np
+
     try:
         with np.load(Path(folder) / manifest["golden"]["path"], allow_pickle=False) as z:
             offsets = z["encoded_offsets"]
