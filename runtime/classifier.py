@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -13,10 +15,11 @@ from PIL import Image, UnidentifiedImageError
 from edgecls.errors import EdgeclsError
 from edgecls.spec import ModelSpec, spec_from_metadata
 
-from .engines import PINNED
+from .engines import PINNED, default_threads
 from .model_files import ModelChoice, choose_model
 from .preprocess import ImageInput, load_rgb, normalize, resize_for_model
 
+DECODE_WORKERS = 4  # enough to keep an engine fed on a laptop; more only adds contention
 DECODE_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError, EdgeclsError)
 
 
@@ -71,34 +74,30 @@ class Classifier:
     def classes(self) -> tuple[str, ...]:
         return self.spec.classes
 
-    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5,
-                batch_size: int = 64) -> Prediction | list[Prediction]:
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5, batch_size: int = 64,
+                workers: int | None = None) -> Prediction | list[Prediction]:
         """One input gives one Prediction, a list (or an NxHxWxC array) gives a list; bad inputs raise."""
         single = not _is_many(images)
         items = [images] if single else list(images)
-        results = list(self.classify(items, top_k=top_k, batch_size=batch_size))
+        results = list(self.classify(items, top_k=top_k, batch_size=batch_size, workers=workers))
         failures = [r for r in results if isinstance(r, Failure)]
         if failures:
             raise EdgeclsError(f"{failures[0].source}: {failures[0].error}")
         return results[0] if single else results
 
-    def classify(self, items: Iterable[ImageInput], top_k: int = 5,
-                 batch_size: int = 64) -> Iterator[Prediction | Failure]:
-        """Lenient streaming form, in input order: a Failure for an unreadable item, then carry on."""
+    def classify(self, items: Iterable[ImageInput], top_k: int = 5, batch_size: int = 64,
+                 workers: int | None = None) -> Iterator[Prediction | Failure]:
+        """Lenient streaming form, in input order: a Failure for an unreadable item, then carry on.
+
+        ``workers`` threads decode ahead while the engine runs (Pillow releases the GIL while it
+        decodes); default: one per core, at most DECODE_WORKERS.
+        """
         top_k = max(1, min(top_k, len(self.classes)))
         pending: list[Failure | _Decoded] = []
         decoded = 0
-        for n, item in enumerate(items):
-            name = str(item) if isinstance(item, (str, Path)) else f"<image {n}>"
-            t0 = time.perf_counter()
-            try:
-                img = load_rgb(item, self.spec.input_size)
-            except DECODE_ERRORS as e:
-                pending.append(Failure(name, _describe(e)))
-                continue
-            t1 = time.perf_counter()
-            pending.append(_Decoded(name, resize_for_model(img, self.spec), t1 - t0, time.perf_counter() - t1))
-            decoded += 1
+        for result in decode_in_order(items, self.spec, workers, lookahead=2 * batch_size):
+            pending.append(result)
+            decoded += isinstance(result, _Decoded)
             if decoded == batch_size:
                 yield from self._flush(pending, top_k)
                 pending, decoded = [], 0
@@ -121,7 +120,7 @@ class Classifier:
         logits = self.logits_from_input(x)
         t2 = time.perf_counter()
         probs = softmax(logits)
-        order = np.argsort(-probs, axis=1)[:, :top_k]
+        order = np.argsort(-logits, axis=1, kind="stable")[:, :top_k]  # ties: lowest index, as argmax
         share = 1000.0 / len(decoded)
         out = []
         for row, d in enumerate(decoded):
@@ -142,6 +141,36 @@ class Classifier:
             padded = np.concatenate([chunk, np.zeros((fixed - len(chunk), *chunk.shape[1:]), chunk.dtype)])
             outs.append(self.engine.run(padded)[:len(chunk)])
         return np.concatenate(outs)
+
+
+def decode_in_order(items: Iterable[ImageInput], spec: ModelSpec, workers: int | None,
+                    lookahead: int) -> Iterator[Failure | _Decoded]:
+    """Decoded items (or their Failure) in input order, at most ``lookahead`` decoded ahead of the consumer."""
+    workers = min(DECODE_WORKERS, default_threads()) if workers is None else workers
+    numbered = enumerate(items)
+    if workers <= 1:
+        yield from (_decode_one(n, item, spec) for n, item in numbered)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="edgecls-decode") as pool:
+        ahead: deque = deque()
+        for n, item in numbered:
+            ahead.append(pool.submit(_decode_one, n, item, spec))
+            if len(ahead) >= lookahead:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+
+
+def _decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded:
+    name = str(item) if isinstance(item, (str, Path)) else f"<image {n}>"
+    t0 = time.perf_counter()
+    try:
+        img = load_rgb(item, spec.input_size)
+        t1 = time.perf_counter()
+        pixels = resize_for_model(img, spec)
+    except DECODE_ERRORS as e:
+        return Failure(name, _describe(e))
+    return _Decoded(name, pixels, t1 - t0, time.perf_counter() - t1)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
