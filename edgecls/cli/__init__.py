@@ -2,11 +2,12 @@
 
 Command modules import torch (and every other heavy library) inside their functions, so
 `edgecls --help` and the torch-free device commands start fast and run on the base install.
+A plain command line builds only the command it names: typer inspects every registered
+signature up front, which costs more than the model on a cold `edgecls infer`.
 """
 
-from __future__ import annotations
-
 import sys
+from importlib import import_module
 from typing import Annotated
 
 import typer
@@ -14,24 +15,18 @@ import typer
 from edgecls import __version__
 from edgecls.errors import EdgeclsError
 
-from . import benchmark, doctor, evaluate, export, infer, models, serve, train, verify
-
-app = typer.Typer(
-    name="edgecls",
-    help="Train CIFAR-style image classifiers, export them with proven parity, run them without PyTorch.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-app.command("train")(train.train_command)
-app.command("eval")(evaluate.eval_command)
-app.command("models")(models.models_command)
-app.command("export")(export.export_command)
-app.command("infer")(infer.infer_command)
-app.command("benchmark")(benchmark.benchmark_command)
-app.command("verify")(verify.verify_command)
-app.command("serve")(serve.serve_command)
-app.command("doctor")(doctor.doctor_command)
+# command → (module in edgecls.cli, function); the order is `edgecls --help`'s.
+COMMANDS = {
+    "train": ("train", "train_command"),
+    "eval": ("evaluate", "eval_command"),
+    "models": ("models", "models_command"),
+    "export": ("export", "export_command"),
+    "infer": ("infer", "infer_command"),
+    "benchmark": ("benchmark", "benchmark_command"),
+    "verify": ("verify", "verify_command"),
+    "serve": ("serve", "serve_command"),
+    "doctor": ("doctor", "doctor_command"),
+}
 
 
 def _version(value: bool) -> None:
@@ -40,13 +35,36 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                                help="Print the version and exit.")] = False) -> None:
     """edgecls: train → export → infer."""
 
 
+def build_app(names=tuple(COMMANDS)) -> typer.Typer:
+    app = typer.Typer(
+        name="edgecls",
+        help="Train CIFAR-style image classifiers, export them with proven parity, run them without PyTorch.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for name in names:
+        module, function = COMMANDS[name]
+        app.command(name)(getattr(import_module(f"{__name__}.{module}"), function))
+    app.callback()(root)
+    return app
+
+
+def __getattr__(name: str):
+    """``edgecls.cli.app``: the whole command line, for embedding and tests."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main() -> None:
+    named = sys.argv[1] if len(sys.argv) > 1 else None
+    app = build_app((named,) if named in COMMANDS else tuple(COMMANDS))
     try:
         app()
     except EdgeclsError as e:
