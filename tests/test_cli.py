@@ -82,9 +82,12 @@ def test_bad_options(tmp_path, args, fragment, tiny_folder):
 
 @pytest.mark.parametrize("content", [b"", b"hello", b"PK\x03\x04garbage"])
 def test_eval_rejects_files_that_are_not_checkpoints(tmp_path, content):
+    """Empty, pickle-less and broken-zip files all fail torch.load; the user sees one line naming the file."""
     f = tmp_path / "model.pt"
     f.write_bytes(content)
-    assert_one_line_error(run_cli("eval", str(f)), "not")
+    result = run_cli("eval", str(f))
+    assert_one_line_error(result, f"error: {f} is not a readable edgecls checkpoint (")
+    assert result.stdout == ""
 
 
 def test_eval_rejects_a_plain_torch_file(tmp_path):

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .conftest import run_cli
 
@@ -33,16 +33,20 @@ def test_json_lines_for_a_folder(export_dir, photos):
 
 
 def test_text_output_and_failures_give_exit_1(export_dir, photos):
+    """A JPEG marker and then garbage: Pillow cannot identify it, and both output forms say so."""
     bad = photos / "broken.jpg"
     bad.write_bytes(b"\xff\xd8garbage")
+    with pytest.raises(UnidentifiedImageError):
+        Image.open(bad)
+    expected = "not an image Pillow can read"
     result = run_cli("infer", str(photos / "frog0.jpg"), str(bad), "--model", str(export_dir))
     assert result.returncode == 1
-    assert result.stdout.startswith(str(photos / "frog0.jpg") + ": ")
-    assert "broken.jpg: error:" in result.stderr and "1 classified, 1 failed" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stdout.startswith(str(photos / "frog0.jpg") + ": ") and len(result.stdout.splitlines()) == 1
+    assert f"{bad}: error: {expected}" in result.stderr.splitlines()
+    assert "1 classified, 1 failed" in result.stderr and "Traceback" not in result.stderr
     as_json = run_cli("infer", str(bad), "--model", str(export_dir), "--json")
     assert as_json.returncode == 1
-    assert json.loads(as_json.stdout) == {"path": str(bad), "error": json.loads(as_json.stdout)["error"]}
+    assert json.loads(as_json.stdout) == {"path": str(bad), "error": expected}
 
 
 def test_usage_errors_exit_2(export_dir, tmp_path):

@@ -1,10 +1,12 @@
 """End-to-end training runs through the real CLI on real CIFAR-10 images."""
 
 import json
+import os
+import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import pytest
 import torch
@@ -62,31 +64,37 @@ def test_checkpoint_round_trip(short_run, cifar_dir, cache_dir):
     assert report["accuracy"] > 0.25 and metrics["best_acc"] > 0.25
 
 
-def _wait_for_epoch(out, epoch, proc, timeout=300):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if (out / "last.pt").exists():
-            try:
-                if read_checkpoint(out / "last.pt")["epoch"] >= epoch:
-                    return
-            except Exception:
-                pass
-        assert proc.poll() is None, "training ended before it could be interrupted"
-        time.sleep(0.2)
-    raise AssertionError("no checkpoint appeared in time")
+def _kill_after_epoch(proc: subprocess.Popen, epoch: int, limit_s: float) -> None:
+    """SIGKILL the run the moment it logs ``epoch``, a line it prints only after that epoch's last.pt is
+    written; a watchdog kills it after ``limit_s`` if the line never comes."""
+    watchdog = threading.Timer(limit_s, proc.kill)
+    watchdog.start()
+    try:
+        seen = any(re.match(rf"epoch +{epoch}/", line) for line in proc.stdout)  # stops at the first match
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    assert seen, f"the run never logged epoch {epoch} (watchdog: {limit_s:.0f}s)"
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(short_run, tmp_path, cifar_dir, cache_dir):
+    """Killed after epoch 1 of 4: three more epochs and the final fp32 re-scoring stand between the
+    kill and the end of the run, so it lands mid-run however fast the machine is."""
     reference, _ = short_run
     out = tmp_path / "killed"
     args = [sys.executable, "-m", "edgecls", "train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
             "--epochs", "4", "--out", str(out), *SMALL_RUN]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first_epoch_s = json.loads((reference / "metrics.json").read_text())["epochs"][0]["wall_s"]
     try:
-        _wait_for_epoch(out, 2, proc)
+        _kill_after_epoch(proc, 1, limit_s=600 + 20 * first_epoch_s)  # the same run took first_epoch_s here
     finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.kill()
         proc.wait()
+        proc.stdout.close()
     assert read_checkpoint(out / "last.pt")["epoch"] < 4
     result = run_cli("train", "--resume", str(out / "last.pt"))
     assert result.returncode == 0, result.stderr

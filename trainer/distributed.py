@@ -41,6 +41,11 @@ class World:
         """This rank's slice of a global batch (every rank computes the whole batch's randomness)."""
         return x[self.rank::self.size] if self.active else x
 
+    def chunks(self, n: int, size: int) -> list[tuple[int, int]]:
+        """This rank's (start, stop) share of ``range(n)`` cut every ``size`` items, slice i going to
+        rank i % world size: each item lands in the batch a single process would give it."""
+        return [(start, min(start + size, n)) for start in range(self.rank * size, n, self.size * size)]
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()

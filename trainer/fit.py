@@ -23,7 +23,7 @@ from .ema import make_ema
 from .feature_cache import FeatureBank, build_feature_bank, feature_batches, predict_features
 from .freeze import apply_freeze, parse_freeze
 from .init_weights import InitWeights, load_backbone, resolve_init
-from .loop import DeviceData, StepParts, accuracy, fit_batches, predict_logits, train_one_epoch
+from .loop import EVAL_BATCH, DeviceData, StepParts, accuracy, fit_batches, predict_logits, train_one_epoch
 from .models import build_model, get_entry
 from .models.stages import split_stages
 from .optim import end_epoch, make_optimizer, make_scheduler
@@ -315,19 +315,45 @@ def train_epoch(run: Run, gen: torch.Generator, epoch: int, on_step) -> tuple[fl
     return world.sum(torch.tensor(loss, device=run.policy.device)).item() / world.size, img_s
 
 
+Scorer = Callable[[int, int], torch.Tensor]  # (start, stop) → float logits of those test images, on the CPU
+
+
 def epoch_accuracy(run: Run, weights: torch.nn.Module) -> float:
-    """Test accuracy under the policy's autocast, each rank scoring its shard; from cached features
-    when there are some. Every rank gets the same number (an all-reduced count of hits)."""
-    world, test = run.world, run.test_data
-    labels = world.shard(test.labels)
+    """Test accuracy under the policy's autocast, from cached features when there are some; every
+    rank gets the same number, whatever the number of ranks (see :func:`sharded_predictions`)."""
+    preds = sharded_predictions(epoch_scorer(run, weights), len(run.test_data), run.world, run.policy.device)
+    return (preds == run.test_data.labels.cpu()).sum().item() / max(1, len(run.test_data))
+
+
+def epoch_scorer(run: Run, weights: torch.nn.Module) -> Scorer:
+    """The whole model on the test images, or its trainable tail on their cached trunk features."""
     if run.bank is None or run.cfg.tta:
-        shard = DeviceData(world.shard(test.images), labels, test.mean, test.std)
-        logits = predict_logits(weights, shard, run.policy, tta=run.cfg.tta, amp=True)
-    else:
-        tail = torch.nn.Sequential(*(m for _, m in split_stages(weights)[run.parts.freeze.prefix_len:]))
-        logits = predict_features(tail, world.shard(run.bank.test), run.policy)
-    hits = (logits.argmax(1) == labels.cpu()).sum().to(run.policy.device)
-    return world.sum(hits).item() / max(1, len(test))
+        return model_scorer(weights, run.test_data, run.policy, tta=run.cfg.tta, amp=True)
+    tail = torch.nn.Sequential(*(m for _, m in split_stages(weights)[run.parts.freeze.prefix_len:]))
+    return lambda start, stop: predict_features(tail, run.bank.test[start:stop], run.policy, EVAL_BATCH)
+
+
+def model_scorer(model: torch.nn.Module, data: DeviceData, policy: ExecPolicy, tta: bool = False,
+                 amp: bool = False) -> Scorer:
+    return lambda start, stop: predict_logits(model, data.slice(start, stop), policy, EVAL_BATCH, tta, amp)
+
+
+def sharded_predictions(score: Scorer, n: int, world: World, device: torch.device) -> torch.Tensor:
+    """Top-1 class of each of ``n`` images, on every rank.
+
+    Each rank scores its :meth:`World.chunks` of ``EVAL_BATCH`` images, so every image is computed
+    in the batch a single process would give it. The all-reduce also counts how often each image
+    was scored: anything but exactly once is a sharding bug, not a rounding difference.
+    """
+    votes = torch.zeros(2, n, dtype=torch.long)  # times scored, predicted class
+    for start, stop in world.chunks(n, EVAL_BATCH):
+        votes[0, start:stop] += 1
+        votes[1, start:stop] = score(start, stop).argmax(1)
+    votes = world.sum(votes.to(device)).cpu()
+    missed = int((votes[0] != 1).sum())
+    if missed:
+        raise RuntimeError(f"sharded evaluation scored {missed} of {n} test images other than exactly once")
+    return votes[1]
 
 
 def finish_run(run: Run, state: RunState) -> None:

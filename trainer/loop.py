@@ -17,6 +17,12 @@ from .freeze import FreezePlan, set_train_mode
 from .policy import ExecPolicy
 
 
+# Images per inference batch, and the chunk each rank scores in sharded evaluation: one constant,
+# so every image meets the same batch whatever the number of processes (oneDNN's fp32 results
+# depend on the batch).
+EVAL_BATCH = 500
+
+
 @dataclass
 class DeviceData:
     """A split resident on the training device as uint8 NHWC, plus normalization constants."""
@@ -33,6 +39,9 @@ class DeviceData:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def slice(self, start: int, stop: int) -> "DeviceData":
+        return DeviceData(self.images[start:stop], self.labels[start:stop], self.mean, self.std)
 
 
 @dataclass
@@ -94,7 +103,7 @@ def fit_batches(parts: StepParts, forward: nn.Module, batches, steps: int, batch
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, data: DeviceData, policy: ExecPolicy, batch_size: int = 500,
+def predict_logits(model: nn.Module, data: DeviceData, policy: ExecPolicy, batch_size: int = EVAL_BATCH,
                    tta: bool = False, amp: bool = False) -> torch.Tensor:
     """Float32 logits on the CPU.
 
