@@ -1,15 +1,24 @@
-"""Runtime speed: cold `edgecls infer` on a 12 MP JPEG, CIFAR-10 test-set throughput, per-image overhead.
+"""Runtime speed on this CPU: cold start, streaming a folder, batch-1 overhead, and which engine to prefer.
 
-    python benchmarks/runtime_speed.py [--model artifacts/reference/exports] [--data ../shared/datasets/cifar10]
+    python benchmarks/runtime_speed.py [--python .venv-base/bin/python] [--model artifacts/reference/exports]
+                                       [--data ../shared/datasets/cifar10] [--skip backends,...]
 
-1. Cold CLI: a new `edgecls infer photo.jpg` process per run (median of --cold-runs), wall time.
-2. Throughput: all CIFAR-10 test JPEGs through `Classifier.classify` (decode + preprocess + model), img/s.
-3. Overhead at batch 1: preprocess + postprocess time vs the engine call, per 32×32 image.
+Every figure is measured side by side in one run (medians of interleaved repeats) and printed with
+the CPU's instruction sets. ``--python`` is the interpreter of the install to time (the base install
+is what a device has: `python3 -m venv .venv-base && .venv-base/bin/pip install .`).
+
+1. cold: `edgecls infer` on a CIFAR JPEG and a 12 MP JPEG vs a bare `import numpy, PIL.Image,
+   onnxruntime`, plus the import-time breakdown of one cold run (`python -X importtime`).
+2. stream: `edgecls infer test/ --json --batch-size 64` over the 10,000 test JPEGs (whole command)
+   vs in-process `Classifier.predict(paths)` in a fresh process of the same interpreter.
+3. overhead: the shipped INT8 model at batch 1 through `Classifier.predict(array)` vs a bare engine call.
+4. backends: onnxruntime vs OpenVINO, FP32 and INT8, batch 1 latency and batch 64 throughput, load time.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -19,6 +28,21 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+IN_PROCESS = """
+import sys, time
+from pathlib import Path
+from edgecls.runtime import Classifier
+paths = sorted(Path(sys.argv[2]).rglob('*.jpg'))
+clf = Classifier.load(sys.argv[1])
+clf.predict(paths[:256], batch_size=64)
+t = time.perf_counter()
+clf.predict(paths, batch_size=64)
+print(len(paths) / (time.perf_counter() - t))
+"""
 
 
 def make_photo(data: Path, folder: Path) -> Path:
@@ -30,67 +54,145 @@ def make_photo(data: Path, folder: Path) -> Path:
     return path
 
 
-def cold_cli(model: Path, photo: Path, runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "edgecls", "infer", str(photo), "--model", str(model)],
-                       check=True, capture_output=True)
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def throughput(model: Path, data: Path, backend: str) -> tuple[float, str]:
-    from edgecls.runtime import Classifier
-
-    clf = Classifier.load(model, backend=backend)
-    paths = sorted((data / "test").rglob("*.jpg"))
-    list(clf.classify(paths[:256], batch_size=256))  # warm-up
+def wall(cmd: list[str], **kw) -> float:
     t0 = time.perf_counter()
-    n = sum(1 for _ in clf.classify(paths, batch_size=256))
-    return n / (time.perf_counter() - t0), f"{clf.choice.format} via {clf.choice.engine}"
+    subprocess.run(cmd, check=True, capture_output=True, **kw)
+    return time.perf_counter() - t0
 
 
-def overhead(model: Path, data: Path, backend: str, runs: int = 300) -> tuple[float, float]:
+def cold(python: str, model: Path, images: dict[str, Path], runs: int) -> dict[str, float]:
+    """Interleaved runs, so a noisy moment hits every row alike; medians in seconds."""
+    cmds = {"bare import numpy, PIL.Image, onnxruntime": [python, "-c", "import numpy, PIL.Image, onnxruntime"]}
+    cmds |= {f"edgecls infer {name}": [python, "-m", "edgecls", "infer", str(p), "--model", str(model)]
+             for name, p in images.items()}
+    times = {k: [] for k in cmds}
+    for _ in range(runs):
+        for k, cmd in cmds.items():
+            times[k].append(wall(cmd))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def import_breakdown(python: str, model: Path, image: Path, top: int = 8) -> list[tuple[str, float]]:
+    """Top-level imports of one cold `edgecls infer` by cumulative milliseconds."""
+    err = subprocess.run([python, "-X", "importtime", "-m", "edgecls", "infer", str(image), "--model", str(model)],
+                         capture_output=True, text=True).stderr
+    rows = []
+    for line in err.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = (part.strip() for part in line.split(":", 1)[1].split("|"))
+            if not name.startswith(" ") and cumulative.isdigit():
+                rows.append((name, int(cumulative) / 1000))
+    return sorted(rows, key=lambda r: -r[1])[:top]
+
+
+def stream(python: str, model: Path, data: Path, runs: int) -> dict[str, float]:
+    test = data / "test"
+    count = sum(1 for _ in test.rglob("*.jpg"))
+    cli, lib = [], []
+    for _ in range(runs):
+        cli.append(count / wall([python, "-m", "edgecls", "infer", str(test), "--json", "--batch-size", "64",
+                                 "--model", str(model)]))
+        out = subprocess.run([python, "-c", IN_PROCESS, str(model), str(test)], check=True, capture_output=True,
+                             text=True).stdout
+        lib.append(float(out))
+    return {"cli_img_s": statistics.median(cli), "in_process_img_s": statistics.median(lib), "images": count}
+
+
+def batch1_overhead(model: Path, data: Path, runs: int = 2000) -> dict[str, float]:
     from edgecls.runtime import Classifier
-    from edgecls.runtime.classifier import softmax
     from edgecls.runtime.preprocess import load_rgb, normalize, resize_for_model
 
-    clf = Classifier.load(model, backend=backend)
-    img = load_rgb(sorted((data / "test" / "cat").iterdir())[0], 32)
-    pre, eng = [], []
+    clf = Classifier.load(model)
+    pixels = resize_for_model(load_rgb(sorted((data / "test" / "cat").iterdir())[0], 32), clf.spec)
+    x = normalize(pixels[None], clf.spec)
+    full, bare = [], []
+    for _ in range(50):
+        clf.predict(pixels), clf.engine.run(x)
     for _ in range(runs):
         t0 = time.perf_counter()
-        x = normalize(resize_for_model(img, clf.spec)[None], clf.spec)
+        clf.predict(pixels)
         t1 = time.perf_counter()
-        logits = clf.engine.run(x)
+        clf.engine.run(x)
         t2 = time.perf_counter()
-        probs = softmax(logits)
-        np.argsort(-probs, axis=1)[:, :5]
-        t3 = time.perf_counter()
-        pre.append((t1 - t0) + (t3 - t2))
-        eng.append(t2 - t1)
-    return statistics.median(pre) * 1e3, statistics.median(eng) * 1e3
+        full.append(t1 - t0)
+        bare.append(t2 - t1)
+    return {"classifier_ms": statistics.median(full) * 1e3, "engine_ms": statistics.median(bare) * 1e3,
+            "format": clf.choice.format, "engine": clf.choice.engine}
+
+
+def backends(model: Path, runs: int = 300) -> list[dict]:
+    from edgecls.bundle import FORMATS, read_manifest
+    from edgecls.runtime.engines import open_engine, openvino_available
+
+    manifest = read_manifest(model)
+    rng = np.random.default_rng(0)
+    rows = []
+    for entry in manifest["files"]:
+        info = FORMATS[entry["format"]]
+        for engine in info.engines:
+            if engine == "openvino" and not openvino_available():
+                continue
+            t0 = time.perf_counter()
+            eng = open_engine(engine, model / entry["path"])
+            load_s = time.perf_counter() - t0
+            one = rng.standard_normal((1, 3, 32, 32), dtype=np.float32)
+            many = rng.standard_normal((64, 3, 32, 32), dtype=np.float32)
+            for _ in range(30):
+                eng.run(one)
+            lat = []
+            for _ in range(runs):
+                t = time.perf_counter()
+                eng.run(one)
+                lat.append(time.perf_counter() - t)
+            eng.run(many)
+            t = time.perf_counter()
+            for _ in range(30):
+                eng.run(many)
+            rows.append({"format": info.name, "engine": engine, "load_ms": load_s * 1e3,
+                         "p50_ms": statistics.median(lat) * 1e3, "img_s_64": 64 * 30 / (time.perf_counter() - t)})
+    return rows
 
 
 def main() -> None:
+    from edgecls.cpu import cpu_name, instruction_sets
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="artifacts/reference/exports")
-    ap.add_argument("--data", default="../shared/datasets/cifar10")
-    ap.add_argument("--backend", default="auto")
-    ap.add_argument("--cold-runs", type=int, default=7)
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--model", type=Path, default=REPO / "artifacts/reference/exports")
+    ap.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/cifar10")
+    ap.add_argument("--cold-runs", type=int, default=9)
+    ap.add_argument("--stream-runs", type=int, default=3)
+    ap.add_argument("--skip", default="", help="comma-separated: cold, stream, overhead, backends")
+    ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    model, data = Path(args.model), Path(args.data)
-    with tempfile.TemporaryDirectory() as tmp:
-        photo = make_photo(data, Path(tmp))
-        cold = cold_cli(model, photo, args.cold_runs)
-    print(f"cold `edgecls infer photo.jpg` (12 MP JPEG): median {statistics.median(cold):.3f} s, "
-          f"min {min(cold):.3f} s over {len(cold)} runs")
-    ips, what = throughput(model, data, args.backend)
-    print(f"CIFAR-10 test set (10,000 JPEGs, decode included), {what}: {ips:.0f} images/s")
-    pre, eng = overhead(model, data, args.backend)
-    print(f"batch 1, 32×32: preprocess+postprocess {pre:.3f} ms vs engine {eng:.3f} ms "
-          f"(overhead {100 * pre / eng:.0f}% of the engine call)")
+    skip = set(args.skip.split(","))
+    report: dict = {"cpu": cpu_name(), "instruction_sets": instruction_sets(), "python": args.python}
+    print(f"{report['cpu']}: {' '.join(report['instruction_sets']) or 'no AVX2'}; python {args.python}")
+    if "cold" not in skip:
+        with tempfile.TemporaryDirectory() as tmp:
+            images = {"cifar.jpg": sorted((args.data / "test" / "cat").iterdir())[0],
+                      "photo-12mp.jpg": make_photo(args.data, Path(tmp))}
+            report["cold_s"] = cold(args.python, args.model, images, args.cold_runs)
+            report["imports_ms"] = import_breakdown(args.python, args.model, images["cifar.jpg"])
+        bare = report["cold_s"]["bare import numpy, PIL.Image, onnxruntime"]
+        for name, s in report["cold_s"].items():
+            print(f"cold {name:<45} median {s:.3f} s  ({s / bare:.2f}× bare imports)")
+        print("import breakdown (cumulative ms): " + ", ".join(f"{n} {ms:.0f}" for n, ms in report["imports_ms"]))
+    if "stream" not in skip:
+        s = report["stream"] = stream(args.python, args.model, args.data, args.stream_runs)
+        print(f"stream {s['images']} JPEGs: CLI {s['cli_img_s']:.0f} img/s (whole command) vs in-process predict "
+              f"{s['in_process_img_s']:.0f} img/s: {s['cli_img_s'] / s['in_process_img_s']:.1%}")
+    if "overhead" not in skip:
+        o = report["overhead"] = batch1_overhead(args.model, args.data)
+        print(f"batch 1 ({o['format']} via {o['engine']}): Classifier.predict {o['classifier_ms']:.3f} ms vs bare "
+              f"engine {o['engine_ms']:.3f} ms: +{o['classifier_ms'] / o['engine_ms'] - 1:.0%}")
+    if "backends" not in skip:
+        report["backends"] = backends(args.model)
+        for r in report["backends"]:
+            print(f"  {r['format']:<14} {r['engine']:<12} load {r['load_ms']:7.1f} ms  batch 1 p50 {r['p50_ms']:.3f} ms"
+                  f"  batch 64 {r['img_s_64']:7.0f} img/s")
+    if args.json:
+        print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
