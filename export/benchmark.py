@@ -1,9 +1,11 @@
-"""`edgecls benchmark`: one row per format — size, accuracy, parity with PyTorch, latency, throughput.
+"""`edgecls benchmark CKPT`: one row per format — size, accuracy, parity with PyTorch, latency, throughput, memory.
 
 Rows come from the formats table (``formats.FORMATS``) plus a ``pytorch`` eager row. Every format
 runs through the same runner the exporter's parity check uses (OpenVINO FP32 pinned to f32), and
 accuracy/agreement/max |Δlogit| come from ``parity.compare`` against PyTorch eager on identical
-tensors, so the benchmark and the export gate can never measure differently.
+tensors, so the benchmark and the export gate can never measure differently. Timing, peak RSS and
+the row itself come from the runtime (``edgecls.runtime.measure``, ``edgecls.runtime.benchmark``),
+which times `edgecls benchmark EXPORT_DIR` on a device with the same code.
 
 Threads: torch reports its own pool (``torch.get_num_threads()``). The onnxruntime and OpenVINO
 runners leave the engine's thread pool at its default (one thread per core), which neither runner
@@ -13,9 +15,7 @@ exposes, so their rows record the cores this process may use.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
@@ -23,16 +23,15 @@ from typing import Callable
 import numpy as np
 import torch
 
+from edgecls.bundle import TORCH
 from edgecls.errors import EdgeclsError
-from edgecls.progress import track
+from edgecls.runtime.benchmark import PYTORCH, make_row, table_order
+from edgecls.runtime.engines import default_threads
+from edgecls.runtime.measure import THROUGHPUT_BATCH, peak_rss_bytes, reset_peak_rss, speed
 
 from .formats import FORMATS, Runner
 
-PYTORCH = "pytorch"
-ORDER = (PYTORCH, "torchscript", "onnx", "onnx-int8", "openvino", "openvino-int8")
-LATENCY_WARMUP = 20
-THROUGHPUT_WARMUP = 3
-THROUGHPUT_BATCH = 64
+ORDER = table_order()
 CHECK_BATCH = 250
 
 
@@ -47,6 +46,7 @@ class BenchOptions:
     check_images: int | None = None  # None: the whole test split (10,000 CIFAR-10 images)
     latency_runs: int = 200
     throughput_runs: int = 20
+    batch_size: int = THROUGHPUT_BATCH
 
     def validate(self) -> list[str]:
         """The chosen row names in table order; every option checked before any slow work."""
@@ -58,7 +58,8 @@ class BenchOptions:
                                "(comma-separated for several)")
         checks = ((self.check_images is None or self.check_images >= 1, "--check-images must be at least 1"),
                   (self.latency_runs >= 1, "--latency-runs must be at least 1"),
-                  (self.throughput_runs >= 1, "--throughput-runs must be at least 1"))
+                  (self.throughput_runs >= 1, "--throughput-runs must be at least 1"),
+                  (self.batch_size >= 1, "--batch-size must be at least 1"))
         for ok, message in checks:
             if not ok:
                 raise EdgeclsError(message)
@@ -92,9 +93,8 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> lis
             f"{', '.join(names)}")
         rows = []
         if PYTORCH in names:
-            rows.append(measure(PYTORCH, eager_runner(model), ckpt.stat().st_size, torch.get_num_threads(), check,
-                                ref, opts))
-        rows += [measure(n, FORMATS[n].load(path), size, _threads(n), check, ref, opts)
+            rows.append(measure(PYTORCH, lambda: eager_runner(model), ckpt.stat().st_size, check, ref, opts))
+        rows += [measure(n, lambda: FORMATS[n].load(path), size, check, ref, opts)
                  for n, (path, size) in files.items()]
     return rows
 
@@ -107,44 +107,21 @@ def eager_runner(model: torch.nn.Module) -> Runner:
     return run
 
 
-def measure(name: str, run: Runner, size_bytes: int, threads: int, check, ref: np.ndarray,
+def measure(name: str, load: Callable[[], Runner], size_bytes: int, check, ref: np.ndarray,
             opts: BenchOptions) -> dict:
+    """One row; the peak-RSS window opens before the file is loaded."""
     from .parity import compare, run_batched
 
+    reset_peak_rss()
+    run = load()
     quality = compare(run_batched(run, check.images, CHECK_BATCH, f"{name}: {len(check.labels)} images"),
                       ref, check.labels)
-    p50, p95 = latency_ms(run, check.images[:1], opts.latency_runs, name)
-    return {
-        "format": name, "engine": "torch" if name == PYTORCH else FORMATS[name].engine,
-        "precision": "fp32" if name == PYTORCH else FORMATS[name].precision, "size_bytes": size_bytes,
-        "accuracy": quality["accuracy"], "agreement": quality["top1_agreement"],
-        "max_abs_dlogit": quality["max_abs_logit_diff"], "latency_ms_p50": p50, "latency_ms_p95": p95,
-        "throughput_ips": throughput(run, check.images, opts.throughput_runs), "threads": threads,
-    }
-
-
-def latency_ms(run: Runner, one: np.ndarray, runs: int, name: str) -> tuple[float, float]:
-    """Batch 1: warm-up (allocations, lazy kernel choice), then ``runs`` individually timed calls."""
-    for _ in range(LATENCY_WARMUP):
-        run(one)
-    times = []
-    for _ in track(range(runs), runs, f"{name}: latency"):
-        start = time.perf_counter()
-        run(one)
-        times.append(time.perf_counter() - start)
-    p50, p95 = np.percentile(np.asarray(times) * 1000, [50, 95])
-    return float(p50), float(p95)
-
-
-def throughput(run: Runner, images: np.ndarray, runs: int) -> float:
-    """Images per second at batch 64 (the check images repeated when there are fewer)."""
-    batch = np.ascontiguousarray(np.resize(images, (THROUGHPUT_BATCH, *images.shape[1:])))
-    for _ in range(THROUGHPUT_WARMUP):
-        run(batch)
-    start = time.perf_counter()
-    for _ in range(runs):
-        run(batch)
-    return THROUGHPUT_BATCH * runs / (time.perf_counter() - start)
+    n = int(len(check.labels))
+    quality = {"accuracy": quality["accuracy"], "accuracy_images": n, "agreement": quality["top1_agreement"],
+               "max_abs_dlogit": quality["max_abs_logit_diff"], "agreement_images": n}
+    timing = speed(run, check.images, name, opts.latency_runs, opts.throughput_runs, opts.batch_size)
+    engine = TORCH if name == PYTORCH else FORMATS[name].engine
+    return make_row(name, engine, size_bytes, _threads(name), quality, timing, peak_rss_bytes(), "cpu")
 
 
 def _export(names: list[str], data_opts, tmp: Path, log) -> Path:
@@ -175,7 +152,7 @@ def _export_files(folder: Path, names: list[str], ckpt_sha256: str) -> dict[str,
 
 
 def _threads(name: str) -> int:
-    """torch's own pool; for onnxruntime/OpenVINO the cores this process may use (their default pool)."""
-    if FORMATS[name].engine == "torch":
+    """torch's own pool; for onnxruntime/OpenVINO the runtime's default (the cores this process may use)."""
+    if name == PYTORCH or FORMATS[name].engine == TORCH:
         return torch.get_num_threads()
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return default_threads()

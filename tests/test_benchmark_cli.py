@@ -6,11 +6,13 @@ import json
 
 import pytest
 
+from edgecls.runtime.benchmark import table_order
+
 from .conftest import REPO, assert_one_line_error, run_cli
 
-ROWS = ("pytorch", "torchscript", "onnx", "onnx-int8", "openvino", "openvino-int8")
-KEYS = {"format", "size_bytes", "accuracy", "agreement", "max_abs_dlogit", "latency_ms_p50", "latency_ms_p95",
-        "throughput_ips", "threads"}
+ROWS = table_order()
+KEYS = {"format", "engine", "precision", "size_bytes", "accuracy", "agreement", "max_abs_dlogit", "latency_ms_p50",
+        "latency_ms_p95", "latency_ms_p99", "throughput_ips", "batch_size", "peak_rss_bytes", "threads"}
 FAST = ("--check-images", "200", "--latency-runs", "20", "--throughput-runs", "2")
 
 
@@ -32,7 +34,8 @@ def test_json_has_one_row_per_format_with_every_key(fresh_rows):
     for row in fresh_rows:
         assert KEYS <= set(row), row
         assert row["size_bytes"] > 0 and 0 < row["accuracy"] <= 1 and row["threads"] >= 1
-        assert 0 < row["latency_ms_p50"] <= row["latency_ms_p95"] and row["throughput_ips"] > 0
+        assert 0 < row["latency_ms_p50"] <= row["latency_ms_p95"] <= row["latency_ms_p99"]
+        assert row["throughput_ips"] > 0 and row["peak_rss_bytes"] > 0
 
 
 def test_fp32_rows_match_pytorch_and_int8_rows_are_smaller(fresh_rows):

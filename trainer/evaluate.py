@@ -6,10 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.metrics import confusion_matrix
+
 from .checkpoint import load_checkpoint
 from .data import load_data
 from .loop import DeviceData, predict_logits
-from .plots import confusion_matrix, plot_grid
+from .plots import plot_grid
 from .policy import resolve_policy, set_cpu_threads
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.atomic import atomic_path
+from edgecls.metrics import confusion_matrix
 
 
 def _pyplot():
@@ -36,11 +37,6 @@ def plot_curves(history: list[dict], path: Path) -> None:
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     _save(fig, path)
-
-
-def confusion_matrix(pred: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:
-    """Rows are true classes, columns predicted."""
-    return np.bincount(true * num_classes + pred, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
 def plot_confusion(pred: np.ndarray, true: np.ndarray, classes, path: Path) -> None:

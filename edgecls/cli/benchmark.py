@@ -1,4 +1,4 @@
-"""`edgecls benchmark`."""
+"""`edgecls benchmark`: an export folder on this device (torch-free), or a checkpoint beside PyTorch."""
 
 from __future__ import annotations
 
@@ -8,43 +8,92 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgecls.bundle import MANIFEST
+from edgecls.errors import UsageError
+from edgecls.extras import require_extra
+
 Opt = typer.Option
+RUNTIME_PANEL = "Export folder (torch-free)"
+TORCH_PANEL = "Checkpoint (needs edgecls\\[export])"
 
 
 def benchmark_command(
-    checkpoint: Annotated[Optional[Path], typer.Argument(
-        help="Checkpoint to benchmark (default: newest artifacts/runs/*/best.pt, else the reference ResNet-20).",
+    model: Annotated[Optional[Path], typer.Argument(
+        help="An export folder (has manifest.json): measured here without PyTorch. Or a checkpoint (default: "
+             "newest artifacts/runs/*/best.pt, else the reference ResNet-20): every format against PyTorch.",
         show_default=False)] = None,
-    data: Annotated[Optional[str], Opt(help="'cifar10' or PATH with test/<class>/*: its test split is scored "
-                                            "(default: the checkpoint's training data).", show_default=False)] = None,
+    data: Annotated[Optional[str], Opt(help="Image folder with test/<class>/* (or <class>/*) for the accuracy "
+                                            "column; a checkpoint also takes 'cifar10' (default: its training "
+                                            "data's test split).", show_default=False)] = None,
     formats: Annotated[str, Opt(help="all, or comma-separated: pytorch, torchscript, onnx, onnx-int8, openvino, "
-                                     "openvino-int8.")] = "all",
-    export: Annotated[Optional[Path], Opt("--export", help="An existing export folder of this checkpoint "
-                                                           "(default: export into a temporary folder).",
-                                          show_default=False)] = None,
-    check_images: Annotated[Optional[int], Opt(help="Test images for accuracy and agreement, a seeded subset "
-                                                    "(default: the whole test split).", show_default=False)] = None,
-    latency_runs: Annotated[int, Opt(help="Timed batch-1 runs per format, after warm-up.")] = 200,
-    throughput_runs: Annotated[int, Opt(help="Timed batch-64 runs per format, after warm-up.")] = 20,
-    data_dir: Annotated[Optional[str], Opt(help="Where torchvision's CIFAR-10 lives.")] = None,
-    cache_dir: Annotated[Optional[str], Opt(help="Where decoded image-folder caches go.")] = None,
+                                     "openvino-int8 (an export folder runs no torch rows).")] = "all",
+    batch_size: Annotated[int, Opt(help="Batch for the throughput column.")] = 64,
+    check_images: Annotated[Optional[int], Opt(help="Score a seeded subset of this many test images "
+                                                    "(default: all).", show_default=False)] = None,
+    latency_runs: Annotated[int, Opt(help="Timed batch-1 runs per row, after warm-up.")] = 200,
+    throughput_runs: Annotated[int, Opt(help="Timed --batch-size runs per row, after warm-up.")] = 20,
     as_json: Annotated[bool, Opt("--json", help="Print the rows as JSON.")] = False,
     markdown: Annotated[bool, Opt("--markdown", help="Print a GitHub markdown table.")] = False,
+    backend: Annotated[str, Opt(help="auto (every engine installed here), onnxruntime or openvino.",
+                                rich_help_panel=RUNTIME_PANEL)] = "auto",
+    device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
+                                              "(cpu, cuda, …) \\[default: CPU].", show_default=False,
+                                         rich_help_panel=RUNTIME_PANEL)] = None,
+    threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).",
+                                          show_default=False, rich_help_panel=RUNTIME_PANEL)] = None,
+    export: Annotated[Optional[Path], Opt("--export", help="An existing export folder of this checkpoint "
+                                                           "(default: export into a temporary folder).",
+                                          show_default=False, rich_help_panel=TORCH_PANEL)] = None,
+    data_dir: Annotated[Optional[str], Opt(help="Where torchvision's CIFAR-10 lives.",
+                                           rich_help_panel=TORCH_PANEL)] = None,
+    cache_dir: Annotated[Optional[str], Opt(help="Where decoded image-folder caches go.",
+                                            rich_help_panel=TORCH_PANEL)] = None,
 ) -> None:
-    """One row per format: file size, test accuracy, top-1 agreement and max |Δlogit| against PyTorch eager,
-    batch-1 latency (p50/p95), batch-64 throughput, threads.
+    """One row per format and engine: size, accuracy, agreement with PyTorch, latency, throughput, peak RSS.
 
-    OpenVINO FP32 runs pinned to f32. Threads for onnxruntime/OpenVINO are the cores this process may use
-    (their runners keep the engine's default pool).
+    An export folder runs every file on every engine installed here; agreement comes from its golden vectors.
+
+    A checkpoint adds PyTorch and TorchScript rows; agreement is measured on the test images.
+
+    OpenVINO FP32 runs pinned to f32 in both.
     """
-    from edgecls.errors import EdgeclsError
-    from edgecls.export.benchmark import BenchOptions, run_benchmark
     from edgecls.export.benchtable import markdown_table, plain_table
 
     if as_json and markdown:
-        raise EdgeclsError("choose one of --json and --markdown")
-    opts = BenchOptions(checkpoint=checkpoint, formats=formats, export_dir=export, data=data, data_dir=data_dir,
-                        cache_dir=cache_dir, check_images=check_images, latency_runs=latency_runs,
-                        throughput_runs=throughput_runs)
-    rows = run_benchmark(opts, log=lambda m: typer.echo(m, err=True))
+        raise UsageError("choose one of --json and --markdown")
+    log = lambda m: typer.echo(m, err=True)  # noqa: E731
+    if model is not None and (model / MANIFEST).is_file():
+        from edgecls.runtime.benchmark import BundleBenchOptions, benchmark_bundle
+
+        _only_for("a checkpoint", export=export, data_dir=data_dir, cache_dir=cache_dir)
+        if data == "cifar10":
+            raise UsageError("an export folder is scored on an image folder: --data DIR with test/<class>/*")
+        opts = BundleBenchOptions(model, Path(data) if data else None, formats, backend, device, threads,
+                                  batch_size, latency_runs, throughput_runs, check_images)
+        rows = benchmark_bundle(opts, log=log)
+        log(_agreement_note(rows))
+    else:
+        _only_for("an export folder", backend=None if backend == "auto" else backend, device=device, threads=threads)
+        if model is not None and model.is_dir():
+            raise UsageError(f"{model} has no {MANIFEST}: expected an export folder or a checkpoint (.pt)")
+        require_extra("export", "benchmark")
+        from edgecls.export.benchmark import BenchOptions, run_benchmark
+
+        opts = BenchOptions(checkpoint=model, formats=formats, export_dir=export, data=data, data_dir=data_dir,
+                            cache_dir=cache_dir, check_images=check_images, latency_runs=latency_runs,
+                            throughput_runs=throughput_runs, batch_size=batch_size)
+        rows = run_benchmark(opts, log=log)
     typer.echo(json.dumps(rows, indent=2) if as_json else markdown_table(rows) if markdown else plain_table(rows))
+
+
+def _only_for(kind: str, **given) -> None:
+    """Options of the other path are refused rather than silently ignored."""
+    named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+    if named:
+        raise UsageError(f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} for {kind} only")
+
+
+def _agreement_note(rows: list[dict]) -> str:
+    golden = max(r["agreement_images"] for r in rows)
+    return (f"agreement: top-1 with PyTorch on the bundle's {golden} golden images" if golden else
+            "agreement: n/a (this bundle carries no golden vectors; re-export it to get them)")

@@ -17,7 +17,7 @@ def verify_command(
         show_default=False)] = None,
     backend: Annotated[str, Opt(help="auto (each file in its own engine), onnxruntime or openvino.")] = "auto",
     device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
-                                              "(cpu, cuda, …) [default: CPU].", show_default=False)] = None,
+                                              "(cpu, cuda, …) \\[default: CPU].", show_default=False)] = None,
     precision: Annotated[str, Opt(help="f32 pins OpenVINO's float math as the runtime does; default lets the "
                                        "device choose (bf16 on CPUs that have it) to see the drift.")] = "f32",
     threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).",

@@ -1,0 +1,140 @@
+"""`edgecls doctor`: what this machine offers edgecls, and whether an export bundle can run on it.
+
+Reads versions from package metadata and looks for modules without importing them (torch is never
+imported), so it answers in about a second on the base install and names what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from edgecls import __version__
+from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, TORCH, read_manifest, verify_files
+from edgecls.cpu import cpu_name, has_bf16, has_vnni, instruction_sets
+from edgecls.errors import EdgeclsError
+from edgecls.extras import installed_extras
+
+from .engines import ORT_PROVIDERS, default_threads, openvino_available
+
+PACKAGES = ("numpy", "pillow", "onnxruntime", "openvino", "torch", "torchvision")
+ENGINE_MODULES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", TORCH: "torch"}
+
+
+def diagnose(folder: Path | None) -> dict:
+    """The whole report; ``healthy`` is False when the bundle fails its sha256s or the runtime can run none of it."""
+    report = {"edgecls": __version__, "python": f"{platform.python_implementation()} {platform.python_version()}",
+              "platform": platform.platform(), "packages": package_versions(), "cpu": cpu_report(),
+              "engines": engine_report(), "extras": installed_extras(), "bundle": None}
+    if folder is not None:
+        report["bundle"] = bundle_report(Path(folder), report["engines"])
+    bundle = report["bundle"]
+    runtime_runs = bundle and any(set(f["runs_here"]) - {TORCH} for f in bundle["formats"])
+    report["healthy"] = bundle is None or bool(bundle["sha256_ok"] and runtime_runs)
+    return report
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed distributions by metadata (None: not installed); nothing is imported."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def cpu_report() -> dict:
+    return {"name": cpu_name(), "cores": default_threads(), "instruction_sets": instruction_sets(),
+            "int8_dot_product": has_vnni(), "bf16": has_bf16()}
+
+
+def engine_report() -> dict:
+    """onnxruntime's execution providers and OpenVINO's devices, by the names --device takes."""
+    import onnxruntime as ort
+
+    short = {v: k for k, v in ORT_PROVIDERS.items()}
+    report = {ONNXRUNTIME: {"version": ort.__version__,
+                            "devices": [short.get(p, p) for p in ort.get_available_providers()]},
+              OPENVINO: None}
+    if openvino_available():
+        import openvino as ov
+
+        core = ov.Core()
+        report[OPENVINO] = {"version": ov.get_version().split("-")[0], "devices": list(core.available_devices),
+                            "names": {d: _device_name(core, d) for d in core.available_devices}}
+    return report
+
+
+def _device_name(core, device: str) -> str:
+    try:
+        return str(core.get_property(device, "FULL_DEVICE_NAME"))
+    except RuntimeError:
+        return device
+
+
+def engine_available(engine: str) -> bool:
+    try:
+        return importlib.util.find_spec(ENGINE_MODULES[engine]) is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules, a broken package
+        return False
+
+
+def bundle_report(folder: Path, engines: dict) -> dict:
+    """Each format of the bundle and the engines here that can run it; sha256s and golden vectors."""
+    manifest = read_manifest(folder)
+    try:
+        verify_files(folder, manifest)
+        sha256_error = None
+    except EdgeclsError as e:
+        sha256_error = str(e)
+    golden = manifest.get("golden") or {}
+    formats = []
+    for entry in manifest.get("files", []):
+        info = FORMATS.get(entry["format"])
+        possible = info.engines if info else ()
+        formats.append({"format": entry["format"], "path": entry["path"], "precision": entry.get("precision"),
+                        "engines": list(possible), "runs_here": [e for e in possible if engine_available(e)]})
+    return {"path": str(folder), "model": manifest.get("spec", {}).get("model"),
+            "exported_by": manifest.get("edgecls_version"), "schema_version": manifest.get("schema_version", 1),
+            "sha256_ok": sha256_error is None, "sha256_error": sha256_error,
+            "golden_images": golden.get("images", 0), "formats": formats}
+
+
+def format_report(report: dict) -> str:
+    """The report as short aligned lines for a terminal."""
+    cpu, ort, ov = report["cpu"], report["engines"][ONNXRUNTIME], report["engines"][OPENVINO]
+    packages = ", ".join(f"{k} {v}" for k, v in report["packages"].items() if v)
+    absent = [k for k, v in report["packages"].items() if not v]
+    lines = [f"edgecls     {report['edgecls']} on {report['python']} ({report['platform']})",
+             f"packages    {packages}" + (f"; not installed: {', '.join(absent)}" if absent else ""),
+             f"cpu         {cpu['name']}, {cpu['cores']} cores; {', '.join(cpu['instruction_sets']) or 'none of'} "
+             f"(int8 dot product: {_yes(cpu['int8_dot_product'])}, bf16: {_yes(cpu['bf16'])})",
+             f"onnxruntime {ort['version']}: --device {', '.join(ort['devices'])}",
+             f"openvino    {ov['version']}: --device "
+             + ", ".join(f"{d} ({ov['names'][d]})" if ov["names"][d] != d else d for d in ov["devices"]) + ", AUTO"
+             if ov else
+             "openvino    not installed: pip install 'edgecls[openvino]'",
+             "extras      " + ", ".join(f"{k} {_yes(v)}" for k, v in report["extras"].items())]
+    if report["bundle"]:
+        lines += _bundle_lines(report["bundle"])
+    lines.append("healthy" if report["healthy"] else "NOT healthy: see above")
+    return "\n".join(lines)
+
+
+def _bundle_lines(bundle: dict) -> list[str]:
+    sha = "sha256 ok" if bundle["sha256_ok"] else f"sha256 FAILED: {bundle['sha256_error']}"
+    golden = f"{bundle['golden_images']} golden images" if bundle["golden_images"] else "no golden vectors"
+    lines = [f"bundle      {bundle['path']} ({bundle['model']}, exported by edgecls {bundle['exported_by']}): "
+             f"{sha}; {golden}"]
+    for f in bundle["formats"]:
+        runs = ", ".join(f["runs_here"]) or f"no ({' or '.join(f['engines'])} not installed)"
+        lines.append(f"  {f['format']:<14} {f['precision'] or '':<5} runs here on: {runs}")
+    return lines
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"

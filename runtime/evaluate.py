@@ -1,0 +1,122 @@
+"""`edgecls eval` on a device: accuracy of an exported model on a labelled image folder, without PyTorch.
+
+Images go through ``Classifier.classify``, the decode → preprocess → engine path of `edgecls infer`,
+so the number measured is the number a user of the runtime gets. Folder classes are matched to the
+model's classes by name, so a folder holding only some of the classes works too.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgecls.bundle import MANIFEST, read_manifest
+from edgecls.errors import EdgeclsError
+from edgecls.imageops import image_suffixes
+from edgecls.metrics import confusion_matrix
+from edgecls.progress import track
+from edgecls.spec import ModelSpec
+
+from .classifier import DECODE_ERRORS, Classifier, Failure
+from .preprocess import load_rgb, resize_for_model
+
+SHOWN_FAILURES = 10
+
+
+@dataclass
+class Labelled:
+    paths: list[Path]
+    labels: np.ndarray  # indices into the model's classes
+    root: Path
+
+    def subset(self, count: int | None, seed: int = 0) -> "Labelled":
+        """A seeded random subset in folder order (all of it when ``count`` is None or not smaller)."""
+        if count is None or count >= len(self.paths):
+            return self
+        idx = np.sort(np.random.default_rng(seed).permutation(len(self.paths))[:count])
+        return Labelled([self.paths[i] for i in idx], self.labels[idx], self.root)
+
+
+def labelled_files(data: Path, classes: tuple[str, ...]) -> Labelled:
+    """``DATA/test/<class>/*`` (or ``DATA/<class>/*``), labelled with the model's class indices."""
+    data = Path(data)
+    if not data.is_dir():
+        raise EdgeclsError(f"--data {data} is not a folder (expected DIR/test/<class>/* or DIR/<class>/*)")
+    root = data / "test" if (data / "test").is_dir() else data
+    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    unknown = [d.name for d in folders if d.name not in classes]
+    if unknown:
+        raise EdgeclsError(f"{root} has class folders the model does not know: {', '.join(unknown)} "
+                           f"(its classes: {', '.join(classes)})")
+    paths, labels = [], []
+    for folder in folders:
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in image_suffixes())
+        paths += found
+        labels += [classes.index(folder.name)] * len(found)
+    if not paths:
+        raise EdgeclsError(f"no images in {root} (expected {root}/<class>/*.jpg, one folder per class)")
+    return Labelled(paths, np.asarray(labels, dtype=np.int64), root)
+
+
+def decode_all(paths: list[Path], spec: ModelSpec) -> np.ndarray:
+    """uint8 NHWC at the model's input size, decoded exactly as ``Classifier`` decodes."""
+    out = np.empty((len(paths), spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    for i, path in enumerate(track(paths, len(paths), f"decoding {len(paths)} images")):
+        try:
+            out[i] = resize_for_model(load_rgb(path, spec.input_size), spec)
+        except DECODE_ERRORS as e:
+            raise EdgeclsError(f"cannot decode {path}: {e}") from None
+    return out
+
+
+def scores(pred: np.ndarray, true: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """Accuracy, per-class accuracy (classes present in ``true``) and the confusion matrix."""
+    cm = confusion_matrix(pred, true, len(classes))
+    per_class = {c: float(cm[i, i] / cm[i].sum()) for i, c in enumerate(classes) if cm[i].sum()}
+    return {"accuracy": float((pred == true).mean()) if len(true) else 0.0, "per_class": per_class,
+            "n": int(len(true)), "confusion": cm.tolist(), "classes": list(classes)}
+
+
+def evaluate_folder(clf: Classifier, data: Path, batch_size: int = 64, limit: int | None = None) -> dict:
+    """Scores of ``clf`` on a labelled folder, its speed, and the accuracy its bundle recorded at build time."""
+    labelled = labelled_files(Path(data), clf.classes).subset(limit)
+    pred = np.full(len(labelled.paths), -1, dtype=np.int64)
+    failures = []
+    start = time.perf_counter()
+    results = clf.classify(labelled.paths, top_k=1, batch_size=batch_size)
+    for i, result in enumerate(track(results, len(pred), f"evaluating {len(pred)} images")):
+        if isinstance(result, Failure):
+            failures.append(f"{result.source}: {result.error}")
+        else:
+            pred[i] = result.index
+    seconds = time.perf_counter() - start
+    ok = pred >= 0
+    result = scores(pred[ok], labelled.labels[ok], clf.classes)
+    return {**result, "data": str(labelled.root), "failed": len(failures), "failures": failures[:SHOWN_FAILURES],
+            "seconds": seconds, "images_per_s": len(pred) / seconds, "model": model_info(clf),
+            "recorded": recorded_accuracy(clf, result["accuracy"])}
+
+
+def model_info(clf: Classifier) -> dict:
+    engine = clf.engine
+    return {"path": str(clf.choice.path), "format": clf.choice.format, "engine": clf.choice.engine,
+            "version": engine.version, "device": engine.device, "threads": engine.threads}
+
+
+def recorded_accuracy(clf: Classifier, accuracy: float) -> dict | None:
+    """What the bundle's manifest recorded for this file on the build machine, and the change since."""
+    folder = clf.choice.folder or clf.choice.path.parent
+    try:
+        manifest = read_manifest(folder) if (folder / MANIFEST).is_file() else {}
+    except EdgeclsError:  # a loose model file beside an unreadable manifest: nothing to compare with
+        return None
+    listed = {e.get("path"): e.get("format") for e in manifest.get("files", [])}
+    parity = manifest.get("parity") or {}
+    result = parity.get("results", {}).get(listed.get(clf.choice.path.name))
+    if not result:
+        return None
+    return {"accuracy": result["accuracy"], "images": parity.get("images"), "data": parity.get("data"),
+            "engine": result.get("engine"), "difference_points": round(100 * (accuracy - result["accuracy"]), 4)}

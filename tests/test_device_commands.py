@@ -1,0 +1,277 @@
+"""Device commands without PyTorch (issue 12): eval, benchmark and doctor on real bundles and real engines.
+
+Every CLI call is a subprocess; the torch-free ones run where importing torch, torchvision, onnx, nncf
+and matplotlib fails, so a success proves the base install is enough.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from edgecls.bundle import FORMATS, MANIFEST, TORCH
+from edgecls.cpu import instruction_sets
+from edgecls.extras import installed_extras
+from edgecls.runtime.benchmark import table_order
+from edgecls.runtime.engines import openvino_available
+
+from .conftest import REPO, assert_one_line_error, copy_subset, run_cli
+
+BLOCKED = ("torch", "torchvision", "onnx", "nncf", "matplotlib")
+FAST = ("--latency-runs", "10", "--throughput-runs", "2")
+REFERENCE = REPO / "artifacts" / "reference"
+
+
+def run_without_torch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """`edgecls ARGS` in a process where importing any of BLOCKED raises ImportError."""
+    code = (f"import sys\nfor name in {BLOCKED!r}:\n    sys.modules[name] = None\n"
+            f"sys.argv = ['edgecls', *{[str(a) for a in args]!r}]\nfrom edgecls.cli import main\nmain()\n")
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def ok_json(result: subprocess.CompletedProcess):
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def test_images(tmp_path_factory, cifar_dir) -> Path:
+    """300 real CIFAR-10 test JPEGs, 30 per class, in test/<class>/."""
+    return copy_subset(tmp_path_factory.mktemp("device-eval"), 0, 30)
+
+
+@pytest.fixture(scope="module")
+def manifest(export_dir) -> dict:
+    return json.loads((export_dir / MANIFEST).read_text())
+
+
+# --- eval -----------------------------------------------------------------------------------------
+
+def test_eval_of_the_fp32_file_equals_the_torch_path(export_dir, trained_checkpoint, test_images, cache_dir):
+    torch_side = ok_json(run_cli("eval", str(trained_checkpoint), "--data", str(test_images),
+                                 "--cache-dir", str(cache_dir), "--json"))
+    device = ok_json(run_without_torch("eval", export_dir / "resnet20.onnx", "--data", test_images, "--json"))
+    assert device["n"] == torch_side["n"] == 300
+    for key in ("accuracy", "per_class", "confusion", "classes"):
+        assert device[key] == torch_side[key], key
+
+
+def test_eval_of_the_int8_file_equals_the_parity_path(export_dir, test_images, cache_dir):
+    """The exporter's check (trainer decode + torch normalize + engine, argmax) and `eval` give the same labels."""
+    from edgecls.export.data import load_check_set
+    from edgecls.runtime import Classifier
+    from edgecls.runtime.engines import open_engine
+
+    device = ok_json(run_without_torch("eval", export_dir, "--backend", "onnxruntime", "--data", test_images,
+                                       "--json"))
+    assert device["model"]["format"] == "onnx-int8"
+    spec = Classifier.load(export_dir, backend="onnxruntime").spec
+    check = load_check_set(str(test_images), spec, None, 0, None, str(cache_dir))
+    run = open_engine("onnxruntime", Path(device["model"]["path"])).run
+    pred = np.concatenate([run(check.images[i:i + 64]).argmax(1) for i in range(0, len(check.images), 64)])
+    assert device["accuracy"] == float((pred == check.labels).mean())
+
+
+def test_eval_compares_with_the_manifest_and_draws_the_matrix(export_dir, manifest, test_images, tmp_path):
+    png = tmp_path / "confusion.png"
+    result = run_without_torch("eval", export_dir, "--data", test_images / "test", "--plot", png)
+    assert result.returncode == 0, result.stderr
+    recorded = manifest["parity"]["results"]["onnx-int8"]["accuracy"]
+    assert f"its manifest recorded on the build machine ({manifest['parity']['images']} images" in result.stdout
+    assert f"{recorded:.2%}" in result.stdout and "confusion (rows true, columns predicted):" in result.stdout
+    with Image.open(png) as img:
+        assert img.format == "PNG" and img.width > 300 and img.height > 300
+        assert len(img.convert("RGB").getcolors(maxcolors=2 ** 16)) > 10  # shaded cells and text, not blank
+    as_json = ok_json(run_without_torch("eval", export_dir, "--data", test_images, "--json"))
+    assert as_json["recorded"]["accuracy"] == recorded
+    assert as_json["recorded"]["images"] == manifest["parity"]["images"]
+    assert as_json["recorded"]["difference_points"] == pytest.approx(100 * (as_json["accuracy"] - recorded), abs=1e-4)
+
+
+def test_eval_of_some_classes_only(export_dir, cifar_dir, tmp_path):
+    folder = copy_subset(tmp_path / "two", 0, 5, classes=("cat", "ship"))
+    result = ok_json(run_without_torch("eval", export_dir, "--data", folder, "--json"))
+    assert result["n"] == 10 and set(result["per_class"]) == {"cat", "ship"}
+    assert sum(map(sum, result["confusion"])) == 10
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (("--device", "NO-SUCH-DEVICE"), ("no device 'NO-SUCH-DEVICE'", "available")),
+    (("--backend", "tflite"), ("backend must be one of",)),
+])
+def test_eval_usage_errors_are_one_line(export_dir, test_images, args, fragments):
+    result = run_without_torch("eval", export_dir, "--data", test_images, *args)
+    assert_one_line_error(result, *fragments)
+    assert result.returncode == 2
+
+
+def test_eval_unknown_class_folder_is_one_line_error(export_dir, cifar_dir, tmp_path):
+    zebra = tmp_path / "test" / "zebra"
+    zebra.mkdir(parents=True)
+    shutil.copy(cifar_dir / "test" / "cat" / "0000.jpg", zebra / "0000.jpg")
+    assert_one_line_error(run_without_torch("eval", export_dir, "--data", tmp_path), "zebra", "does not know")
+
+
+# --- benchmark ------------------------------------------------------------------------------------
+
+def expected_rows(manifest: dict, backend: str = "auto") -> list[tuple[str, str]]:
+    held = {e["format"] for e in manifest["files"]}
+    return [(name, engine) for name in table_order() if name in held for engine in FORMATS[name].engines
+            if engine != TORCH and backend in ("auto", engine) and (engine != "openvino" or openvino_available())]
+
+
+@pytest.fixture(scope="module")
+def device_rows(export_dir, test_images) -> list[dict]:
+    return ok_json(run_without_torch("benchmark", export_dir, "--data", test_images, "--json", *FAST))
+
+
+def test_benchmark_export_dir_has_a_row_per_format_and_engine(device_rows, manifest):
+    assert [(r["format"], r["engine"]) for r in device_rows] == expected_rows(manifest)
+    for row in device_rows:
+        assert 0 < row["latency_ms_p50"] <= row["latency_ms_p95"] <= row["latency_ms_p99"], row
+        assert row["throughput_ips"] > 0 and row["batch_size"] == 64 and row["threads"] >= 1
+        assert row["peak_rss_bytes"] > 10 * 2 ** 20 and row["size_bytes"] > 0
+        assert row["accuracy_images"] == 300 and row["agreement_images"] == manifest["golden"]["images"]
+        if row["precision"] == "fp32":
+            assert row["agreement"] == 1.0 and row["max_abs_dlogit"] < 1e-3, row
+
+
+def test_benchmark_accuracy_equals_eval(device_rows, export_dir, test_images):
+    by_engine = {(r["format"], r["engine"]): r["accuracy"] for r in device_rows}
+    for backend in ("onnxruntime", "openvino") if openvino_available() else ("onnxruntime",):
+        result = ok_json(run_without_torch("eval", export_dir, "--data", test_images, "--backend", backend, "--json"))
+        assert result["accuracy"] == by_engine[(result["model"]["format"], backend)]
+
+
+def test_benchmark_backend_filter_and_markdown(export_dir, manifest):
+    result = run_without_torch("benchmark", export_dir, "--backend", "onnxruntime", "--markdown", *FAST)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("| format | size | accuracy | agreement") and "img/s @64" in lines[0]
+    assert len(lines) == 2 + len(expected_rows(manifest, "onnxruntime"))
+    assert all(" n/a " in line.split("|")[3] for line in lines[2:])  # no --data: no accuracy
+
+
+def test_benchmark_bundle_without_golden_vectors(tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(REFERENCE / "exports", old)
+    manifest = json.loads((old / MANIFEST).read_text())
+    (old / manifest.pop("golden")["path"]).unlink()
+    (old / MANIFEST).write_text(json.dumps(manifest))
+    result = run_without_torch("benchmark", old, "--formats", "onnx", "--backend", "onnxruntime", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "agreement: n/a" in result.stderr and result.stdout.splitlines()[1].split()[4:6] == ["n/a", "n/a"]
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (("--device", "NO-SUCH-DEVICE"), ("no device 'NO-SUCH-DEVICE'", "available")),
+    (("--formats", "torchscript"), ("runs in PyTorch",)),
+    (("--formats", "tflite"), ("unknown --formats 'tflite'",)),
+    (("--export", "somewhere"), ("--export is for a checkpoint only",)),
+])
+def test_benchmark_usage_errors_are_one_line(export_dir, args, fragments):
+    result = run_without_torch("benchmark", export_dir, *args, *FAST)
+    assert_one_line_error(result, *fragments)
+    assert result.returncode == 2
+
+
+# --- doctor ---------------------------------------------------------------------------------------
+
+def test_doctor_json_describes_this_machine_and_the_bundle(export_dir, manifest):
+    report = ok_json(run_without_torch("doctor", export_dir, "--json"))
+    from importlib.metadata import version
+
+    assert report["healthy"] is True
+    assert report["packages"]["onnxruntime"] == version("onnxruntime")
+    assert report["packages"]["torch"] == version("torch")  # from metadata: torch was blocked, never imported
+    assert report["cpu"]["instruction_sets"] == instruction_sets()
+    assert "cpu" in report["engines"]["onnxruntime"]["devices"]
+    if openvino_available():
+        assert "CPU" in report["engines"]["openvino"]["devices"]
+    assert report["extras"] == {**installed_extras(), "train": False, "export": False}  # torch blocked there
+    bundle = report["bundle"]
+    assert bundle["sha256_ok"] is True and bundle["golden_images"] == manifest["golden"]["images"]
+    formats = {f["format"]: f for f in bundle["formats"]}
+    assert set(formats) == {e["format"] for e in manifest["files"]}
+    assert "onnxruntime" in formats["onnx"]["runs_here"] and "onnxruntime" in formats["onnx-int8"]["runs_here"]
+
+
+def test_doctor_defaults_to_the_shipped_bundle_and_flags_a_tampered_one(tmp_path):
+    text = run_without_torch("doctor")
+    assert text.returncode == 0 and "healthy" in text.stdout and "sha256 ok" in text.stdout, text.stderr
+    tampered = tmp_path / "tampered"
+    shutil.copytree(REFERENCE / "exports", tampered)
+    with open(tampered / "resnet20-int8.onnx", "ab") as f:
+        f.write(b"\0")
+    result = run_without_torch("doctor", tampered, "--json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["healthy"] is False and "resnet20-int8.onnx" in report["bundle"]["sha256_error"]
+
+
+# --- every subcommand without PyTorch -------------------------------------------------------------
+
+def registered_commands() -> set[str]:
+    from edgecls.cli import app
+
+    return {c.name for c in app.registered_commands}
+
+
+def serve_until_ready(export_dir: Path) -> None:
+    """`edgecls serve` without PyTorch: up, answering /v2/health/ready, then SIGTERM and a clean exit."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = (f"import sys\nfor name in {BLOCKED!r}:\n    sys.modules[name] = None\n"
+            f"sys.argv = ['edgecls', 'serve', {str(export_dir)!r}, '--port', '{port}']\n"
+            "from edgecls.cli import main\nmain()\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        assert proc.poll() is None, proc.stdout.read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0 and "Traceback" not in out, out
+
+
+def test_every_subcommand_without_pytorch(export_dir, trained_checkpoint, test_images, cifar_dir):
+    """Torch commands: one line naming the extra, exit 2. Device commands: they work."""
+    needs = {("train", "--data", cifar_dir): "train", ("eval", trained_checkpoint, "--data", test_images): "train",
+             ("models",): "train", ("export", trained_checkpoint): "export",
+             ("benchmark", trained_checkpoint): "export"}
+    for args, extra in needs.items():
+        result = run_without_torch(*args)
+        assert_one_line_error(result, f"pip install 'edgecls[{extra}]'")
+        assert result.returncode == 2, args
+    device = [("eval", export_dir, "--data", test_images), ("benchmark", export_dir, *FAST),
+              ("infer", cifar_dir / "test" / "cat" / "0000.jpg", "--model", export_dir), ("doctor", export_dir)]
+    if "verify" in registered_commands():
+        device.append(("verify", export_dir))
+    for args in device:
+        result = run_without_torch(*args)
+        assert result.returncode == 0 and "Traceback" not in result.stderr, (args, result.stderr)
+    if "serve" in registered_commands():
+        serve_until_ready(export_dir)
+    tested = {a[0] for a in needs} | {a[0] for a in device} | {"serve"}
+    assert registered_commands() <= tested, registered_commands() - tested
