@@ -1,0 +1,95 @@
+"""POST /v1/classify: images in (one raw body, or several as multipart), `edgecls infer --json` rows out."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from edgecls.runtime import Failure
+from edgecls.runtime.rows import failure_row, prediction_row
+
+from .decode import BadImage, decode_all
+from .errors import ApiError
+from .scoring import predictions
+
+DEFAULT_TOP_K = 5
+
+
+async def classify(request: Request) -> JSONResponse:
+    state = request.app.state
+    top_k = _top_k(request)
+    kind = _body_kind(request.headers.get("content-type", ""))
+    model = state.slot.current
+    started = time.perf_counter()
+    with state.batcher.admit() as ticket:
+        if kind == "image":
+            return _answer(model, await _one_image(state, ticket, model, await request.body()), top_k, started)
+        uploads = await _multipart(request)
+        decoded = await decode_all(state.decode_pool, [data for _, data in uploads], model.classifier.spec)
+        good = [x for x in decoded if not isinstance(x, BadImage)]
+        scored = await ticket.submit(model, np.concatenate(good)) if good else None
+    if len(good) < len(decoded):
+        state.metrics.errors.labels("bad_image").inc(len(decoded) - len(good))
+    rows = _rows(uploads, decoded, scored, model.classifier.classes, top_k)
+    return JSONResponse({"model": model.name, "results": rows,
+                         "time_ms": round(1000 * (time.perf_counter() - started), 3)})
+
+
+async def _one_image(state, ticket, model, data: bytes):
+    try:
+        return await ticket.submit_image(state.decode_pool, model, data)
+    except BadImage as e:
+        raise ApiError(422 if data else 400, "bad_image" if data else "empty_body", str(e)) from None
+
+
+def _answer(model, scored, top_k: int, started: float) -> JSONResponse:
+    prediction = predictions(scored, model.classifier.classes, top_k)[0]
+    prediction.source = "<image 0>"
+    return JSONResponse({"model": model.name, "results": [prediction_row(prediction)],
+                         "time_ms": round(1000 * (time.perf_counter() - started), 3)})
+
+
+def _top_k(request: Request) -> int:
+    raw = request.query_params.get("top_k", str(DEFAULT_TOP_K))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"top_k must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise ApiError(400, "bad_request", f"top_k must be at least 1, got {value}")
+    return value
+
+
+def _body_kind(content_type: str) -> str:
+    media = content_type.split(";")[0].strip().lower()
+    if media.startswith("image/") or media == "application/octet-stream":
+        return "image"
+    if media == "multipart/form-data":
+        return "multipart"
+    raise ApiError(415, "unsupported_media", f"Content-Type {media or '(none)'} is not supported: send one image "
+                                             "as image/* or several as multipart/form-data")
+
+
+async def _multipart(request: Request) -> list[tuple[str, bytes]]:
+    limit = request.app.state.config.max_queue
+    form = await request.form(max_files=limit, max_fields=limit)
+    files = [v for _, v in form.multi_items() if not isinstance(v, str)]
+    if not files:
+        raise ApiError(400, "bad_request", "the multipart body holds no files")
+    return [(f.filename or f"<image {n}>", await f.read()) for n, f in enumerate(files)]
+
+
+def _rows(uploads, decoded, scored, classes, top_k) -> list[dict]:
+    ranked = iter(predictions(scored, classes, top_k) if scored is not None else [])
+    rows = []
+    for (name, _), item in zip(uploads, decoded):
+        if isinstance(item, BadImage):
+            rows.append(failure_row(Failure(name, str(item))))
+            continue
+        prediction = next(ranked)
+        prediction.source = name
+        rows.append(prediction_row(prediction))
+    return rows

@@ -1,0 +1,51 @@
+"""Every setting of `edgecls serve` in one place, with its default (the CLI and `create_app` share it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecls.errors import UsageError
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model: Path | None = None          # export folder or model file; None = the shipped reference
+    backend: str = "auto"
+    device: str | None = None
+    threads: int | None = None         # engine threads; None = `engine_threads`
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_batch: int = 32                # images per engine call
+    max_wait_ms: float = 2.0           # longest a batch waits for requests already on their way
+    max_queue: int = 256               # images admitted but not yet answered; past it, 503
+    max_body_mb: float = 20.0
+    body_timeout_s: float = 30.0       # a request body must arrive within this
+    keep_alive_s: float = 5.0          # idle keep-alive connections are closed after this
+    decode_threads: int | None = None  # image decoding pool; None = one per core
+    api_key: str | None = None         # when set, every route but health needs `Authorization: Bearer <key>`
+
+    @property
+    def engine_threads(self) -> int:
+        """By default one core less than this process may use, at least one: the event loop and the decoders
+        need a core, and onnxruntime's pool threads spin between calls, which would take it from them."""
+        from edgecls.runtime.engines import default_threads
+
+        return self.threads or max(1, default_threads() - 1)
+
+    @property
+    def max_body_bytes(self) -> int:
+        return int(self.max_body_mb * 1024 * 1024)
+
+    def check(self) -> "ServeConfig":
+        """One-line usage errors for settings that cannot work."""
+        positive = {"--max-batch": self.max_batch, "--max-queue": self.max_queue, "--max-body-mb": self.max_body_mb,
+                    "--body-timeout-s": self.body_timeout_s, "--keep-alive-s": self.keep_alive_s}
+        for flag, value in positive.items():
+            if value <= 0:
+                raise UsageError(f"{flag} must be positive, got {value}")
+        if self.max_wait_ms < 0:
+            raise UsageError(f"--max-wait-ms must be zero or more, got {self.max_wait_ms}")
+        if self.api_key is not None and not self.api_key:
+            raise UsageError("the API key is empty")
+        return self

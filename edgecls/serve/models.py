@@ -1,0 +1,106 @@
+"""The model being served, and its hot swap: load beside the old one, prove it, switch atomically.
+
+Requests take `ModelSlot.current` once, when they start, and finish on that model even if a reload
+switches the slot meanwhile; the old engine goes away with the last request that holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgecls.bundle import FORMATS, file_digests, read_manifest
+from edgecls.digest import file_sha256
+from edgecls.errors import EdgeclsError
+from edgecls.runtime import Classifier
+
+from .config import ServeConfig
+from .errors import ApiError
+from .metrics import Metrics
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    classifier: Classifier
+    path: Path                 # as asked for: an export folder or a model file
+    verified: str              # how the bundle was proven before it was served
+    sha256: dict[str, str]     # of the files as they were when loaded
+
+    @property
+    def name(self) -> str:
+        """The name the v2 routes use."""
+        return self.classifier.spec.model
+
+    def info(self) -> dict:
+        """The body of GET /v1/model."""
+        clf = self.classifier
+        fmt = FORMATS.get(clf.choice.format)
+        return {"name": self.name, "path": str(self.path), "spec": clf.spec.to_dict(), "format": clf.choice.format,
+                "precision": fmt.precision if fmt else "unknown", "float_math": clf.engine.precision,
+                "backend": clf.choice.engine, "engine_version": clf.engine.version, "device": clf.engine.device,
+                "threads": clf.engine.threads, "verified": self.verified, "sha256": self.sha256}
+
+
+def bundle_sha256(clf: Classifier) -> dict[str, str]:
+    """Every file of the bundle by name (from its verified manifest), or the model file's own digest."""
+    folder = clf.choice.folder
+    if folder is not None:
+        manifest = read_manifest(folder)
+        entries = list(manifest.get("files", [])) + ([manifest["golden"]] if manifest.get("golden") else [])
+        digests = {rel: sha for entry in entries for rel, sha in file_digests(entry)}
+        return {"manifest.json": file_sha256(folder / "manifest.json"), **digests}
+    path = clf.choice.path
+    files = [path] + ([path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [])
+    return {f.name: file_sha256(f) for f in files if f.is_file()}
+
+
+def load_model(path: Path, config: ServeConfig, verify: bool) -> ServedModel:
+    """Load (manifest sha256s checked by Classifier.load); with ``verify``, re-prove it on its golden vectors."""
+    clf = Classifier.load(path, backend=config.backend, threads=config.engine_threads, device=config.device)
+    verified = golden_check(clf, config) if verify else "sha256" if clf.choice.folder else "none"
+    return ServedModel(clf, path, verified, bundle_sha256(clf))
+
+
+def golden_check(clf: Classifier, config: ServeConfig) -> str:
+    """Run the served file on its bundle's golden vectors; raise when it fails them."""
+    if clf.choice.folder is None:
+        return "none (a bare model file carries no golden vectors)"
+    if not read_manifest(clf.choice.folder).get("golden"):
+        return "sha256 (bundle has no golden vectors to re-prove it with)"
+    from edgecls.runtime.verify import verify_bundle
+
+    report = verify_bundle(clf.choice.path, backend=clf.choice.engine, device=config.device,
+                           threads=config.engine_threads)
+    if not report.passed:
+        failed = "; ".join(f"{r.format}: {r.note}" for r in report.rows if r.passed is False)
+        raise EdgeclsError(f"{clf.choice.path} fails its golden vectors on this machine ({failed})")
+    return "golden"
+
+
+class ModelSlot:
+    """Holds the served model; `reload` swaps it, one reload at a time."""
+
+    def __init__(self, model: ServedModel, config: ServeConfig, metrics: Metrics):
+        self.current = model
+        self.config = config
+        self.metrics = metrics
+        self._lock = asyncio.Lock()
+
+    async def reload(self, path: Path | None) -> tuple[ServedModel, ServedModel]:
+        """(old, new); on any failure the old model keeps serving and the ApiError says why."""
+        async with self._lock:
+            old = self.current
+            target = Path(path) if path is not None else old.path
+            try:
+                new = await asyncio.to_thread(load_model, target, self.config, True)
+            except EdgeclsError as e:
+                self.metrics.reloads.labels("refused").inc()
+                raise ApiError(422, "reload", f"reload refused, still serving {old.path}: {e}") from None
+            except Exception as e:  # anything else: keep serving, report it
+                self.metrics.reloads.labels("failed").inc()
+                raise ApiError(500, "reload", f"reload failed, still serving {old.path}: "
+                                              f"{type(e).__name__}: {e}") from None
+            self.current = new
+            self.metrics.reloads.labels("ok").inc()
+            return old, new

@@ -1,0 +1,33 @@
+"""Run the app under uvicorn: bind, serve, and on SIGTERM stop accepting, finish in-flight requests, exit 0."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import warnings
+
+import uvicorn
+from PIL import Image
+
+from .app import create_app
+from .config import ServeConfig
+
+
+def serve(config: ServeConfig) -> None:
+    app = create_app(config)
+    model = app.state.slot.current
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, timeout_keep_alive=config.keep_alive_s,
+                               log_level="warning", access_log=False, server_header=False,
+                               timeout_graceful_shutdown=None, lifespan="on")
+    server = uvicorn.Server(uv_config)
+    logging.getLogger("edgecls.serve").setLevel(logging.INFO)
+    # decode.check_pixels refuses these images itself; Pillow's warning would only repeat it on stderr.
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    print(f"edgecls serve: {model.name} ({model.classifier.choice.format} via {model.classifier.choice.engine}, "
+          f"{model.classifier.choice.path}) on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
+    # uvicorn re-raises the signal it stopped on once it is done; by then the shutdown was clean, so exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    server.run()
+    if not server.started:
+        raise SystemExit(1)
