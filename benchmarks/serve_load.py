@@ -283,7 +283,8 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
          f"{r['in_process']['single_ms_p50']:.2f} ms in-process)", "≤ 2 ms",
          r["c1"]["added_ms_p50"] <= TARGETS["added_ms_c1"]),
         ("soak c=64, 10% bad: 5xx / wrong labels", f"{soak['5xx']} / {soak['wrong_labels']} of {soak['requests']} "
-         f"requests ({soak['throughput_rps']:.0f} good req/s)", "0 / 0", soak["5xx"] == 0 and soak["wrong_labels"] == 0),
+         f"requests ({soak['throughput_rps']:.0f} good req/s)", "0 / 0",
+         soak["5xx"] == 0 and soak["wrong_labels"] == 0),
         ("RSS after soak vs after warm-up", f"{r['rss_after_soak_mb']:.1f} vs {r['rss_after_warmup_mb']:.1f} MB "
          f"({growth:+.1%})", "within 10%", abs(growth) <= TARGETS["soak_rss_growth"]),
         ("idle server RSS", f"{r['idle_rss_mb']:.1f} MB", "≤ 200 MB", r["idle_rss_mb"] <= TARGETS["idle_rss_mb"]),

@@ -121,11 +121,10 @@ class Classifier:
         t1 = time.perf_counter()
         logits = self.logits_from_input(x)
         t2 = time.perf_counter()
-        order = np.argsort(-logits, axis=1, kind="stable")[:, :top_k]  # ties: lowest index, as argmax
-        top_probs = np.take_along_axis(softmax(logits), order, axis=1).tolist()  # plain floats, one call
+        order, top_probs = rank(logits, top_k)
         share = 1000.0 / len(decoded)
         out = []
-        for d, indices, probs in zip(decoded, order.tolist(), top_probs):
+        for d, indices, probs in zip(decoded, order, top_probs):
             ranked = [(self.classes[i], prob) for i, prob in zip(indices, probs)]
             timing = {"decode": 1000 * d.decode_s, "preprocess": 1000 * d.resize_s + share * (t1 - t0),
                       "model": share * (t2 - t1)}
@@ -180,6 +179,15 @@ def _decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded
 def _is_model_ready(item, spec: ModelSpec) -> bool:
     return (isinstance(item, np.ndarray) and item.dtype == np.uint8
             and item.shape == (spec.input_size, spec.input_size, 3))
+
+
+def rank(logits: np.ndarray, top_k: int | None = None) -> tuple[list[list[int]], list[list[float]]]:
+    """Per row, class indices by descending logit and their probabilities, as plain lists (one conversion).
+
+    A stable sort: exact ties, which INT8 logits have, go to the lower index, as ``argmax`` does.
+    """
+    order = np.argsort(-logits, axis=1, kind="stable")[:, :top_k]
+    return order.tolist(), np.take_along_axis(softmax(logits), order, axis=1).tolist()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

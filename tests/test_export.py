@@ -217,7 +217,8 @@ def test_static_batch_fixes_batch_of_one_and_replaces_an_earlier_export(tmp_path
                                   "--static-batch", "--check-images", "20"))
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "resnet20.bin", "resnet20.onnx", "resnet20.xml"]
+    assert sorted(p.name for p in out.iterdir()) == ["golden.npz", "manifest.json", "resnet20.bin", "resnet20.onnx",
+                                                     "resnet20.xml"]
     assert all(e["input_shape"] == [1, 3, 32, 32] for e in manifest["files"]) and not manifest["dynamic_batch"]
     session = ort.InferenceSession(str(out / "resnet20.onnx"), providers=["CPUExecutionProvider"])
     assert session.get_inputs()[0].shape == [1, 3, 32, 32]
@@ -225,6 +226,8 @@ def test_static_batch_fixes_batch_of_one_and_replaces_an_earlier_export(tmp_path
         session.run(None, {session.get_inputs()[0].name: test_images[0][:7]})
     assert ov.Core().read_model(str(out / "resnet20.xml")).inputs[0].get_partial_shape().is_static
     assert not list(tmp_path.glob(".static.*")), "staging folders left behind"
+    verified = run_cli("verify", str(out))  # golden vectors through batch-1 files, one image at a time
+    assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_max_drop_uses_accuracy_controlled_quantization(tmp_path, checkpoint, cifar_dir, cache_dir):

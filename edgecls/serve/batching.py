@@ -2,7 +2,8 @@
 
 A batch closes when it holds ``max_batch`` images, or when nothing more is on its way: requests that
 were admitted but are still being read or decoded (`arriving`) are waited for, at most ``max_wait_s``.
-So a lone request never waits, and under load the batch grows while the engine is busy.
+So a lone request never waits, and under load the batch grows while the engine is busy. A single
+image is decoded in the decode pool and queued from there, without a trip back through the event loop.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 @dataclass
 class Job:
     model: "ServedModel"    # the model the request started with; it finishes on it
-    x: np.ndarray | None    # float32 NCHW, normalized (None: never queued)
+    x: np.ndarray           # float32 NCHW, normalized
     future: asyncio.Future
     loop: asyncio.AbstractEventLoop
 
@@ -88,7 +89,7 @@ class Batcher:
             x = decode_image(data, model.classifier.spec)
         except Exception as e:  # BadImage, or a bug: either way the request must get an answer
             self._leave(None)
-            loop.call_soon_threadsafe(_deliver, [Job(model, None, future, loop)], [e])
+            loop.call_soon_threadsafe(_fail, future, e)
             return
         self._leave(Job(model, x, future, loop))
 
@@ -189,3 +190,8 @@ def _deliver(batch: list[Job], results: list) -> None:
             job.future.set_exception(result)
         else:
             job.future.set_result(result)
+
+
+def _fail(future: asyncio.Future, error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from edgecls.runtime import Failure
 from edgecls.runtime.rows import failure_row, prediction_row
 
+from .batching import Ticket
 from .decode import BadImage, decode_all
 from .errors import ApiError
 from .scoring import predictions
@@ -26,30 +27,41 @@ async def classify(request: Request) -> JSONResponse:
     started = time.perf_counter()
     with state.batcher.admit() as ticket:
         if kind == "image":
-            return _answer(model, await _one_image(state, ticket, model, await request.body()), top_k, started)
-        uploads = await _multipart(request)
-        decoded = await decode_all(state.decode_pool, [data for _, data in uploads], model.classifier.spec)
-        good = [x for x in decoded if not isinstance(x, BadImage)]
-        scored = await ticket.submit(model, np.concatenate(good)) if good else None
-    if len(good) < len(decoded):
-        state.metrics.errors.labels("bad_image").inc(len(decoded) - len(good))
-    rows = _rows(uploads, decoded, scored, model.classifier.classes, top_k)
+            rows = [await _one_image(state, ticket, model, await request.body(), top_k)]
+        else:
+            rows = await _several_images(state, ticket, model, await _multipart(request), top_k)
     return JSONResponse({"model": model.name, "results": rows,
                          "time_ms": round(1000 * (time.perf_counter() - started), 3)})
 
 
-async def _one_image(state, ticket, model, data: bytes):
+async def _one_image(state, ticket: Ticket, model, data: bytes, top_k: int) -> dict:
+    """The raw-body case: an unusable image fails the request (400 empty, 422 otherwise)."""
     try:
-        return await ticket.submit_image(state.decode_pool, model, data)
+        scored = await ticket.submit_image(state.decode_pool, model, data)
     except BadImage as e:
         raise ApiError(422 if data else 400, "bad_image" if data else "empty_body", str(e)) from None
-
-
-def _answer(model, scored, top_k: int, started: float) -> JSONResponse:
     prediction = predictions(scored, model.classifier.classes, top_k)[0]
     prediction.source = "<image 0>"
-    return JSONResponse({"model": model.name, "results": [prediction_row(prediction)],
-                         "time_ms": round(1000 * (time.perf_counter() - started), 3)})
+    return prediction_row(prediction)
+
+
+async def _several_images(state, ticket: Ticket, model, uploads: list[tuple[str, bytes]], top_k: int) -> list[dict]:
+    """The multipart case: one row per part, an error row for each part that is not a usable image."""
+    decoded = await decode_all(state.decode_pool, [data for _, data in uploads], model.classifier.spec)
+    good = [x for x in decoded if not isinstance(x, BadImage)]
+    if len(good) < len(decoded):
+        state.metrics.errors.labels("bad_image").inc(len(decoded) - len(good))
+    scored = await ticket.submit(model, np.concatenate(good)) if good else None
+    ranked = iter(predictions(scored, model.classifier.classes, top_k) if scored is not None else [])
+    rows = []
+    for (name, _), item in zip(uploads, decoded):
+        if isinstance(item, BadImage):
+            rows.append(failure_row(Failure(name, str(item))))
+            continue
+        prediction = next(ranked)
+        prediction.source = name
+        rows.append(prediction_row(prediction))
+    return rows
 
 
 def _top_k(request: Request) -> int:
@@ -80,16 +92,3 @@ async def _multipart(request: Request) -> list[tuple[str, bytes]]:
     if not files:
         raise ApiError(400, "bad_request", "the multipart body holds no files")
     return [(f.filename or f"<image {n}>", await f.read()) for n, f in enumerate(files)]
-
-
-def _rows(uploads, decoded, scored, classes, top_k) -> list[dict]:
-    ranked = iter(predictions(scored, classes, top_k) if scored is not None else [])
-    rows = []
-    for (name, _), item in zip(uploads, decoded):
-        if isinstance(item, BadImage):
-            rows.append(failure_row(Failure(name, str(item))))
-            continue
-        prediction = next(ranked)
-        prediction.source = name
-        rows.append(prediction_row(prediction))
-    return rows

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecls.runtime import Prediction
-from edgecls.runtime.classifier import softmax
+from edgecls.runtime.classifier import rank
 
 
 @dataclass
@@ -26,9 +26,7 @@ class Scored:
 
 
 def score(logits: np.ndarray) -> Scored:
-    order = np.argsort(-logits, axis=1, kind="stable")
-    probs = np.take_along_axis(softmax(logits), order, axis=1)
-    return Scored(logits, order.tolist(), probs.tolist())
+    return Scored(logits, *rank(logits))
 
 
 def predictions(scored: Scored, classes: tuple[str, ...], top_k: int) -> list[Prediction]:
