@@ -19,7 +19,7 @@ from .engines import PINNED, default_threads
 from .model_files import ModelChoice, choose_model
 from .preprocess import ImageInput, load_rgb, normalize, resize_for_model
 
-DECODE_WORKERS = 4  # enough to keep an engine fed on a laptop; more only adds contention
+DECODE_WORKERS = 4  # enough to keep an engine fed; more only adds contention for the GIL and the cores
 DECODE_ERRORS = (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError, EdgeclsError)
 
 
@@ -91,7 +91,7 @@ class Classifier:
         """Lenient streaming form, in input order: a Failure for an unreadable item, then carry on.
 
         ``workers`` threads decode ahead while the engine runs (Pillow releases the GIL while it
-        decodes); default: one per core, at most DECODE_WORKERS.
+        decodes); default: :func:`default_decode_workers`.
         """
         top_k = max(1, min(top_k, len(self.classes)))
         pending: list[Failure | _Decoded] = []
@@ -147,7 +147,7 @@ class Classifier:
 def decode_in_order(items: Iterable[ImageInput], spec: ModelSpec, workers: int | None,
                     lookahead: int) -> Iterator[Failure | _Decoded]:
     """Decoded items (or their Failure) in input order, at most ``lookahead`` decoded ahead of the consumer."""
-    workers = min(DECODE_WORKERS, default_threads()) if workers is None else workers
+    workers = default_decode_workers() if workers is None else workers
     numbered = enumerate(items)
     if workers <= 1:
         yield from (_decode_one(n, item, spec) for n, item in numbered)
@@ -160,6 +160,13 @@ def decode_in_order(items: Iterable[ImageInput], spec: ModelSpec, workers: int |
                 yield ahead.popleft().result()
         while ahead:
             yield ahead.popleft().result()
+
+
+def default_decode_workers() -> int:
+    """Decoding in threads pays only where cores are left beside the engine's: on 2 cores, 10,000 CIFAR
+    JPEGs ran at 2,422 img/s decoded in line vs 2,121 with 2 decode threads (AVX-512 EPYC, idle)."""
+    cores = default_threads()
+    return 1 if cores <= 2 else min(DECODE_WORKERS, cores // 2)
 
 
 def _decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded:
