@@ -40,7 +40,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgecls.cli.infer import default_model  # noqa: E402
+from edgecls.bundle import reference_bundle  # noqa: E402
 from edgecls.runtime import Classifier  # noqa: E402
 
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10" / "test"
@@ -306,7 +306,7 @@ def markdown(r: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", type=Path, default=default_model())
+    parser.add_argument("--model", type=Path, default=reference_bundle())
     parser.add_argument("--images", type=int, default=1000, help="distinct 32x32 PNGs cycled through")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds at concurrency 32")
     parser.add_argument("--soak", type=float, default=60.0, help="seconds at concurrency 64 with 10%% bad requests")

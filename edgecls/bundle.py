@@ -66,6 +66,13 @@ TOLERANCE = {
 }
 
 
+def reference_bundle() -> Path:
+    """The shipped reference model's export folder (package data, so a wheel has it too)."""
+    from importlib.resources import files
+
+    return Path(str(files("edgecls.reference"))) / "exports"
+
+
 def runtime_preference() -> tuple[tuple[str, str], ...]:
     """(format, engine) in the order the runtime picks from a bundle: INT8 before FP32, table order."""
     return tuple((f.name, f.engine) for precision in (INT8, FP32) for f in FORMATS.values()

@@ -20,10 +20,10 @@ def doctor_command(
     as_json: Annotated[bool, Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """What this machine offers edgecls, and whether a bundle runs here; exit 1 if it cannot, 2 on usage errors."""
-    from edgecls.cli.infer import default_model
+    from edgecls.bundle import reference_bundle
     from edgecls.runtime.doctor import diagnose, format_report
 
-    folder = model or default_model()
+    folder = model or reference_bundle()
     if not (folder / MANIFEST).is_file():
         raise UsageError(f"{folder} is not an export folder (no {MANIFEST})")
     report = diagnose(folder)

@@ -11,16 +11,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from edgecls.bundle import reference_bundle
 from edgecls.errors import EdgeclsError
 
 Opt = typer.Option
-
-
-def default_model() -> Path:
-    """The shipped reference model's export folder (package data, so a wheel has it too)."""
-    from importlib.resources import files
-
-    return Path(str(files("edgecls.reference"))) / "exports"
 
 
 @dataclass
@@ -65,7 +59,7 @@ def infer_command(
     from edgecls.runtime import Classifier, Failure
 
     try:
-        clf = Classifier.load(model or default_model(), backend=backend, threads=threads, device=device)
+        clf = Classifier.load(model or reference_bundle(), backend=backend, threads=threads, device=device)
     except EdgeclsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)

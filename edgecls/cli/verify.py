@@ -25,10 +25,10 @@ def verify_command(
     as_json: Annotated[bool, Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run every file of a bundle on its golden images here; exit 0 if all pass, 1 if any fails, 2 on usage errors."""
-    from edgecls.cli.infer import default_model
+    from edgecls.bundle import reference_bundle
     from edgecls.runtime.verify import format_report, verify_bundle
 
-    report = verify_bundle(model or default_model(), backend=backend, device=device, precision=precision,
+    report = verify_bundle(model or reference_bundle(), backend=backend, device=device, precision=precision,
                            threads=threads)
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
     raise typer.Exit(0 if report.passed else 1)
