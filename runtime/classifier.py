@@ -179,7 +179,7 @@ def _decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded
         t1 = time.perf_counter()
         pixels = resize_for_model(img, spec)
     except DECODE_ERRORS as e:
-        return Failure(name, _describe(e))
+        return Failure(name, describe_decode_error(e))
     return _Decoded(name, pixels, t1 - t0, time.perf_counter() - t1)
 
 
@@ -210,7 +210,7 @@ def _is_many(images) -> bool:
     return isinstance(images, (list, tuple))
 
 
-def _describe(e: Exception) -> str:
+def describe_decode_error(e: Exception) -> str:
     if isinstance(e, UnidentifiedImageError):
         return "not an image Pillow can read"
     if isinstance(e, Image.DecompressionBombError):

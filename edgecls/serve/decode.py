@@ -12,7 +12,7 @@ from concurrent.futures import Executor
 import numpy as np
 from PIL import Image
 
-from edgecls.runtime.classifier import DECODE_ERRORS, _describe
+from edgecls.runtime.classifier import DECODE_ERRORS, describe_decode_error
 from edgecls.runtime.preprocess import load_rgb, normalize, resize_for_model
 from edgecls.spec import ModelSpec
 
@@ -29,7 +29,7 @@ def decode_image(data: bytes, spec: ModelSpec) -> np.ndarray:
     try:
         pixels = resize_for_model(load_rgb(data, spec.input_size), spec)
     except DECODE_ERRORS as e:
-        raise BadImage(_describe(e)) from None
+        raise BadImage(describe_decode_error(e)) from None
     return normalize(pixels[None], spec)
 
 
@@ -43,7 +43,7 @@ def check_pixels(data: bytes) -> None:
         with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
     except DECODE_ERRORS as e:
-        raise BadImage(_describe(e)) from None
+        raise BadImage(describe_decode_error(e)) from None
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:
         raise BadImage(f"refused: {width}x{height} pixels is over the {limit} pixel limit (decompression bomb?)")
