@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,8 +67,8 @@ def assert_one_line_error(result, *fragments: str) -> None:
 def trained_checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
     """A small ResNet-20 trained for real on a CIFAR-10 subset (shared by export and runtime tests)."""
     out = tmp_path_factory.mktemp("trained") / "run"
-    result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "2",
-                     "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64", "--seed", "1",
+    result = run_cli("train", "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+                     "--epochs", "2", "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64", "--seed", "1",
                      "--warmup-epochs", "0.5", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "best.pt"
@@ -80,3 +83,18 @@ def export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Pa
                      "--calib-size", "64", "--check-images", "200")
     assert result.returncode == 0, result.stdout + result.stderr
     return out
+
+
+def kill_after_epoch(proc: subprocess.Popen, epoch: int, limit_s: float) -> None:
+    """SIGKILL the run the moment it logs ``epoch``, a line it prints only after that epoch's last.pt is
+    written; a watchdog kills it after ``limit_s`` if the line never comes."""
+    watchdog = threading.Timer(limit_s, proc.kill)
+    watchdog.start()
+    try:
+        seen = any(re.match(rf"epoch +{epoch}/", line) for line in proc.stdout)  # stops at the first match
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+    assert seen, f"the run never logged epoch {epoch} (watchdog: {limit_s:.0f}s)"
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"

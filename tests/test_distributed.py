@@ -52,7 +52,8 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]
 def two_process_run(tmp_path_factory, cifar_dir, cache_dir):
     out = tmp_path_factory.mktemp("ddp") / "run"
     code, stdout, stderr = finish(torchrun(
-        "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "2", "--limit-train", "2048",
+        "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "2",
+        "--limit-train", "2048",
         "--limit-test", str(TEST_IMAGES), "--batch-size", "64", "--warmup-epochs", "0.5", "--precision", "fp32",
         "--seed", "1", "--out", str(out)))
     assert code == 0, stderr[-3000:]
@@ -137,7 +138,8 @@ def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(tmp_path
     in PyTorch), which changes the maths; so the run trains only the linear head of a fine-tuned
     ResNet-20, with every BN frozen, and both runs must end with the same weights.
     """
-    common = ["--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--init", str(trained_checkpoint),
+    common = ["--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+              "--init", str(trained_checkpoint),
               "--freeze", "stem,layer1,layer2,layer3", "--head", "linear", "--feature-cache", "off",
               "--precision", "fp32", "--epochs", "2", "--limit-train", "512", "--limit-test", "100",
               "--batch-size", "64", "--label-smoothing", "0", "--seed", "2"]

@@ -2,18 +2,15 @@
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
 
 from edgecls.trainer import load_checkpoint, read_checkpoint
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, kill_after_epoch, run_cli
 
 SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536", "--limit-test", "500",
              "--device", "cpu", "--seed", "7", "--threads", "2", "--warmup-epochs", "0.5"]
@@ -64,21 +61,6 @@ def test_checkpoint_round_trip(short_run, cifar_dir, cache_dir):
     assert report["accuracy"] > 0.25 and metrics["best_acc"] > 0.25
 
 
-def _kill_after_epoch(proc: subprocess.Popen, epoch: int, limit_s: float) -> None:
-    """SIGKILL the run the moment it logs ``epoch``, a line it prints only after that epoch's last.pt is
-    written; a watchdog kills it after ``limit_s`` if the line never comes."""
-    watchdog = threading.Timer(limit_s, proc.kill)
-    watchdog.start()
-    try:
-        seen = any(re.match(rf"epoch +{epoch}/", line) for line in proc.stdout)  # stops at the first match
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        watchdog.cancel()
-    assert seen, f"the run never logged epoch {epoch} (watchdog: {limit_s:.0f}s)"
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-
-
 def test_resume_after_kill_matches_an_uninterrupted_run(short_run, tmp_path, cifar_dir, cache_dir):
     """Killed after epoch 1 of 4: three more epochs and the final fp32 re-scoring stand between the
     kill and the end of the run, so it lands mid-run however fast the machine is."""
@@ -90,7 +72,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(short_run, tmp_path, cif
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     first_epoch_s = json.loads((reference / "metrics.json").read_text())["epochs"][0]["wall_s"]
     try:
-        _kill_after_epoch(proc, 1, limit_s=600 + 20 * first_epoch_s)  # the same run took first_epoch_s here
+        kill_after_epoch(proc, 1, limit_s=600 + 20 * first_epoch_s)  # the same run took first_epoch_s here
     finally:
         proc.kill()
         proc.wait()

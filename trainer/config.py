@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 # (peak LR, weight decay) when not given: SGD for training from scratch; AdamW with the
 # fine-tuning tutorials' values.
 OPTIMIZER_DEFAULTS = {"sgd": (0.2, 5e-4), "adamw": (1e-3, 1e-4)}
+SCHEDULES = ("onecycle", "cosine", "plateau", "triangle")
+TTA_LEVELS = ("none", "flip", "flip-translate")
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    model: str = "resnet20"
+    model: str = "resnet20"  # the dataclass holds the classic recipe; recipes.py the per-model ones
     data: str = "cifar10"
     data_dir: str | None = None
     cache_dir: str | None = None
@@ -37,7 +39,10 @@ class TrainConfig:
     schedule: str = "onecycle"
     warmup_epochs: float = 2.0
     ema_decay: float = 0.0
-    tta: bool = False
+    tta: str = "none"  # TTA_LEVELS; applied when best.pt is re-scored at the end, not per epoch
+    bias_lr_scale: float = 1.0  # BN/bias parameters learn this many times faster (airbench: 64)
+    lookahead: bool = False  # pull the weights toward a slow average every few steps (airbench)
+    arch: dict = field(default_factory=dict)  # builder keyword arguments, e.g. {"width": 0.5}
     patience: int = 0
     device: str = "auto"
     precision: str = "auto"
@@ -76,7 +81,9 @@ class TrainConfig:
             (self.epochs >= 1, "--epochs must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
-            (self.schedule in ("onecycle", "cosine", "plateau"), "--schedule must be onecycle, cosine or plateau"),
+            (self.schedule in SCHEDULES, f"--schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.tta in TTA_LEVELS, f"--tta must be one of {', '.join(TTA_LEVELS)}"),
+            (self.bias_lr_scale > 0, "--bias-lr-scale must be positive"),
             (self.weight_decay >= 0, "--weight-decay must not be negative"),
             (self.feature_cache in ("memory", "disk", "off"), "--feature-cache must be memory, disk or off"),
             (self.cache_views >= 1, "--cache-views must be at least 1"),
@@ -101,4 +108,6 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in d.items() if k in known}
         values["augment"] = AugmentConfig(**values.get("augment", {}))
+        if isinstance(values.get("tta"), bool):  # checkpoints from before the TTA levels
+            values["tta"] = "flip" if values["tta"] else "none"
         return cls(**values)

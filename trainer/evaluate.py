@@ -8,7 +8,10 @@ import numpy as np
 
 from edgecls.metrics import confusion_matrix
 
+from edgecls.errors import EdgeclsError
+
 from .checkpoint import load_checkpoint
+from .config import TTA_LEVELS
 from .data import load_data
 from .loop import DeviceData, predict_logits
 from .plots import plot_grid
@@ -16,8 +19,10 @@ from .policy import resolve_policy, set_cpu_threads
 
 
 def evaluate_checkpoint(ckpt: str | Path, data: str = "cifar10", data_dir: str | None = None,
-                        cache_dir: str | None = None, device: str = "cpu", tta: bool = False,
+                        cache_dir: str | None = None, device: str = "cpu", tta: str = "none",
                         grid: str | Path | None = None, grid_count: int = 32) -> dict:
+    if tta not in TTA_LEVELS:
+        raise EdgeclsError(f"--tta must be one of {', '.join(TTA_LEVELS)}, got {tta!r}")
     model, meta = load_checkpoint(ckpt)
     set_cpu_threads(None)
     policy = resolve_policy(device, "fp32")

@@ -23,6 +23,8 @@ from .ema import make_ema
 from .feature_cache import FeatureBank, build_feature_bank, feature_batches, predict_features
 from .freeze import apply_freeze, parse_freeze
 from .init_weights import InitWeights, load_backbone, resolve_init
+from .augment import to_model_input
+from .lookahead import Lookahead
 from .loop import EVAL_BATCH, DeviceData, StepParts, accuracy, fit_batches, predict_logits, train_one_epoch
 from .models import build_model, get_entry
 from .models.stages import split_stages
@@ -65,31 +67,45 @@ def build_spec(cfg: TrainConfig, splits: DataSplits, init: InitWeights | None = 
 
 def model_kwargs(cfg: TrainConfig, init: InitWeights | None) -> dict:
     """Builder arguments that change the architecture; checkpoints store them to rebuild it."""
-    kwargs = {"head": cfg.head_kind}
+    kwargs = {**cfg.arch, "head": cfg.head_kind}
     if get_entry(cfg.model).family == "torchvision-resnet":
         kwargs["stem"] = init.stem if init is not None and init.stem else "cifar"
     return kwargs
 
 
+# Training images a data-dependent first layer (airbench's patch whitening) is set from.
+DATA_INIT_IMAGES = 5000
+
+
+def data_init_sample(data: DeviceData, seed: int) -> torch.Tensor:
+    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:DATA_INIT_IMAGES]
+    return to_model_input(data.images[pick.to(data.images.device)], data.mean, data.std)
+
+
 def build_parts(cfg: TrainConfig, spec: ModelSpec, policy: ExecPolicy, steps_per_epoch: int,
-                arch: dict | None = None, init: InitWeights | None = None, sync_bn: bool = False) -> StepParts:
+                arch: dict | None = None, init: InitWeights | None = None, sync_bn: bool = False,
+                data_sample: torch.Tensor | None = None) -> StepParts:
+    """``data_sample``: normalized training images for models whose first layer is set from data."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, spec.num_classes, **(arch or {}))
     if init is not None:
         load_backbone(model, init)
+    elif data_sample is not None and hasattr(model, "init_from_data"):
+        model.init_from_data(data_sample.cpu())
     if sync_bn:  # before freezing and the optimizer: the converted BN layers are the ones they must see
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(policy.device)
     if policy.channels_last:
         model = model.to(memory_format=torch.channels_last)
     plan = apply_freeze(model, parse_freeze(cfg.freeze, model, init is not None))
-    opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay)
+    opt = make_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.weight_decay, cfg.bias_lr_scale)
     total = cfg.epochs * steps_per_epoch
     sched = make_scheduler(opt, total, int(cfg.warmup_epochs * steps_per_epoch), cfg.schedule)
     ema = make_ema(model) if cfg.ema_decay > 0 else None
+    lookahead = Lookahead(model, total) if cfg.lookahead else None
     compiled = torch.compile(model) if policy.compile else model
     scaler = torch.amp.GradScaler(policy.device.type, enabled=policy.grad_scaler)
-    return StepParts(compiled, opt, sched, scaler, ema, cfg.ema_decay, cfg.label_smoothing, plan)
+    return StepParts(compiled, opt, sched, scaler, ema, cfg.ema_decay, cfg.label_smoothing, plan, lookahead)
 
 
 def eval_model(parts: StepParts):
@@ -105,6 +121,7 @@ def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: Trai
         raw_state_dict={k: v.detach().cpu() for k, v in unwrap(parts.model).state_dict().items()},
         optimizer=parts.optimizer.state_dict(), scheduler=parts.scheduler.state_dict(),
         scaler=parts.scaler.state_dict(), config=cfg.to_dict(), history=state.history,
+        lookahead=parts.lookahead.state_dict() if parts.lookahead is not None else None,
         best_acc=state.best_acc, best_epoch=state.best_epoch,
     )
 
@@ -119,6 +136,8 @@ def restore(path: Path, parts: StepParts) -> RunState:
     parts.optimizer.load_state_dict(payload["optimizer"])
     parts.scheduler.load_state_dict(payload["scheduler"])
     parts.scaler.load_state_dict(payload["scaler"])
+    if parts.lookahead is not None:
+        parts.lookahead.load_state_dict(payload["lookahead"])
     return RunState(payload["epoch"], list(payload["history"]), payload["best_acc"], payload["best_epoch"])
 
 
@@ -135,6 +154,7 @@ def write_metrics(out: Path, cfg: TrainConfig, spec: ModelSpec, state: RunState,
                   extra: dict | None = None) -> dict:
     metrics = {**(extra or {}),
         "model": cfg.model, "data": cfg.data, "policy": policy.describe(), "classes": list(spec.classes),
+        "tta": cfg.tta,
         "epochs": state.history, "best_epoch": state.best_epoch,
         "best_acc": state.best_acc_fp32 if state.best_acc_fp32 is not None else state.best_acc,
         "best_acc_epoch_check": state.best_acc, "epoch_eval_precision": policy.describe(),
@@ -190,7 +210,8 @@ def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
         f"{policy.describe()}, {threads} threads{processes}, out {out}")
     writer = make_tensorboard(out) if cfg.tensorboard and world.main else None
     arch = model_kwargs(cfg, init)
-    parts = build_parts(cfg, spec, policy, steps, arch, init, sync_bn=cfg.sync_bn and world.active)
+    parts = build_parts(cfg, spec, policy, steps, arch, init, sync_bn=cfg.sync_bn and world.active,
+                        data_sample=data_init_sample(train_data, cfg.seed))
     run = Run(cfg, spec, policy, parts, train_data, test_data, out, log, arch, writer=writer, world=world)
     if parts.freeze is not None:
         log(f"fine-tuning from {init.source if init else 'scratch'}: frozen {', '.join(parts.freeze.frozen)}")
@@ -327,13 +348,13 @@ def epoch_accuracy(run: Run, weights: torch.nn.Module) -> float:
 
 def epoch_scorer(run: Run, weights: torch.nn.Module) -> Scorer:
     """The whole model on the test images, or its trainable tail on their cached trunk features."""
-    if run.bank is None or run.cfg.tta:
-        return model_scorer(weights, run.test_data, run.policy, tta=run.cfg.tta, amp=True)
+    if run.bank is None:
+        return model_scorer(weights, run.test_data, run.policy, amp=True)
     tail = torch.nn.Sequential(*(m for _, m in split_stages(weights)[run.parts.freeze.prefix_len:]))
     return lambda start, stop: predict_features(tail, run.bank.test[start:stop], run.policy, EVAL_BATCH)
 
 
-def model_scorer(model: torch.nn.Module, data: DeviceData, policy: ExecPolicy, tta: bool = False,
+def model_scorer(model: torch.nn.Module, data: DeviceData, policy: ExecPolicy, tta: str = "none",
                  amp: bool = False) -> Scorer:
     return lambda start, stop: predict_logits(model, data.slice(start, stop), policy, EVAL_BATCH, tta, amp)
 
@@ -357,7 +378,8 @@ def sharded_predictions(score: Scorer, n: int, world: World, device: torch.devic
 
 
 def finish_run(run: Run, state: RunState) -> None:
-    """Re-score best.pt in fp32 (what `edgecls eval` and FP32 exports report) and draw the plots."""
+    """Re-score best.pt in fp32 with the run's test-time augmentation (without it, what `edgecls eval`
+    and FP32 exports report) and draw the plots."""
     from .checkpoint import load_checkpoint
     from .plots import plot_confusion, plot_curves
 

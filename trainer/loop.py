@@ -14,6 +14,7 @@ from .augment import AugmentConfig, augment_batch, epoch_flips, to_model_input
 from .distributed import World, unwrap
 from .ema import update_ema
 from .freeze import FreezePlan, set_train_mode
+from .lookahead import Lookahead
 from .policy import ExecPolicy
 
 
@@ -54,6 +55,7 @@ class StepParts:
     ema_decay: float
     label_smoothing: float
     freeze: FreezePlan | None = None
+    lookahead: Lookahead | None = None
 
 
 def train_one_epoch(parts: StepParts, data: DeviceData, batch_size: int, policy: ExecPolicy,
@@ -94,6 +96,8 @@ def fit_batches(parts: StepParts, forward: nn.Module, batches, steps: int, batch
         parts.scaler.step(parts.optimizer)
         parts.scaler.update()
         parts.scheduler.step()
+        if parts.lookahead is not None:
+            parts.lookahead.after_step(unwrap(parts.model), parts.scheduler.last_epoch)
         if parts.ema is not None:
             update_ema(parts.ema, unwrap(parts.model), parts.ema_decay)
         loss_sum += loss.detach()
@@ -102,9 +106,26 @@ def fit_batches(parts: StepParts, forward: nn.Module, batches, steps: int, batch
     return loss_sum.item() / steps, steps * batch_size / (time.perf_counter() - start)
 
 
+def tta_logits(model: nn.Module, x: torch.Tensor, tta: str) -> torch.Tensor:
+    """``flip``: the mean over the image and its mirror. ``flip-translate`` (airbench): half that,
+    half the same over copies shifted one pixel up-left and down-right (reflect-padded)."""
+    def mirrored(v: torch.Tensor) -> torch.Tensor:
+        return (model(v).float() + model(v.flip(3)).float()) / 2
+
+    if tta == "none":
+        return model(x).float()
+    logits = mirrored(x)
+    if tta == "flip":
+        return logits
+    h, w = x.shape[2:]
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = (mirrored(padded[:, :, :h, :w]) + mirrored(padded[:, :, 2:, 2:])) / 2
+    return (logits + shifted) / 2
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: DeviceData, policy: ExecPolicy, batch_size: int = EVAL_BATCH,
-                   tta: bool = False, amp: bool = False) -> torch.Tensor:
+                   tta: str = "none", amp: bool = False) -> torch.Tensor:
     """Float32 logits on the CPU.
 
     ``amp=False`` computes in fp32, so accuracy equals the exported FP32 models'; the per-epoch
@@ -117,9 +138,7 @@ def predict_logits(model: nn.Module, data: DeviceData, policy: ExecPolicy, batch
         if not policy.channels_last:
             x = x.contiguous()
         with policy.autocast() if amp else torch.autocast(policy.device.type, enabled=False):
-            logits = model(x).float()
-            if tta:
-                logits = (logits + model(x.flip(3)).float()) / 2
+            logits = tta_logits(model, x, tta)
         outs.append(logits.cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 

@@ -9,11 +9,13 @@ import torch
 from torch import nn
 
 OPTIMIZERS = ("sgd", "adamw")
-SCHEDULES = ("onecycle", "cosine", "plateau")
+# airbench's triangle: from 20% of the peak up to it at 23% of the steps, then down to 7%.
+TRIANGLE = (0.2, 0.23, 0.07)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv/linear weights only; BN parameters and biases are left alone.
+def param_groups(model: nn.Module, weight_decay: float, lr: float, bias_lr_scale: float = 1.0) -> list[dict]:
+    """Weight decay on conv/linear weights only; BN parameters and biases are left alone and
+    learn ``bias_lr_scale`` times faster (airbench trains its BN biases at 64× the LR).
 
     Frozen parameters (``requires_grad=False``) are left out, so nothing can move them.
     """
@@ -21,18 +23,27 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim > 1 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay, "lr": lr},
+            {"params": no_decay, "weight_decay": 0.0, "lr": lr * bias_lr_scale}]
 
 
-def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
-    groups = param_groups(model, weight_decay)
+def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float,
+                   bias_lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    groups = param_groups(model, weight_decay, lr, bias_lr_scale)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)
     return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=momentum > 0)
 
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int, schedule: str) -> float:
-    """Linear warm-up from 10% of the peak, then linear ("onecycle"), cosine or no decay ("plateau")."""
+    """Linear warm-up from 10% of the peak, then linear ("onecycle"), cosine or no decay ("plateau");
+    "triangle" ignores ``warmup_steps`` and follows :data:`TRIANGLE`."""
+    if schedule == "triangle":
+        start, peak_at, end = TRIANGLE
+        peak = int(peak_at * total_steps)
+        if step < peak:
+            return start + (1.0 - start) * step / peak
+        return 1.0 - (1.0 - end) * min(1.0, (step - peak) / max(1, total_steps - peak))
     if step < warmup_steps:
         return 0.1 + 0.9 * step / warmup_steps
     progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))

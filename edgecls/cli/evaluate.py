@@ -37,15 +37,15 @@ def eval_command(
                                            rich_help_panel=TORCH_PANEL)] = None,
     cache_dir: Annotated[Optional[str], Opt(help="Where decoded image-folder caches go.",
                                             rich_help_panel=TORCH_PANEL)] = None,
-    tta: Annotated[bool, Opt("--tta", help="Horizontal-flip test-time augmentation.",
-                             rich_help_panel=TORCH_PANEL)] = False,
+    tta: Annotated[str, Opt(help="Test-time augmentation: none, flip, or flip-translate (airbench's).",
+                            rich_help_panel=TORCH_PANEL)] = "none",
     grid: Annotated[Optional[Path], Opt(help="Write a PNG grid of test images titled true/predicted.",
                                         rich_help_panel=TORCH_PANEL)] = None,
 ) -> None:
     """Accuracy, per-class accuracy and confusion matrix: of a checkpoint in fp32 (PyTorch), or of an exported
     model through the torch-free runtime, compared with the accuracy its bundle recorded at export."""
     if _is_exported(model):
-        if data_dir or cache_dir or tta or grid:
+        if data_dir or cache_dir or tta != "none" or grid:
             raise UsageError("--data-dir, --cache-dir, --tta and --grid are for a checkpoint only")
         result = _evaluate_exported(model, data, backend, device, threads, batch_size)
     else:

@@ -6,29 +6,34 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgecls.errors import UsageError
 from edgecls.extras import require_extra
-from edgecls.trainer.config import AugmentConfig, TrainConfig
+from edgecls.trainer.config import TTA_LEVELS, TrainConfig
+from edgecls.trainer.recipes import DEFAULT_MODEL, recipe_config
 
 Opt = typer.Option
 D = TrainConfig()
-A = AugmentConfig()
+RECIPE = "[default: the model's recipe]"
 
 
 def train_command(
-    model: Annotated[str, Opt(help="Model name (see `edgecls models`).")] = "resnet20",
+    model: Annotated[str, Opt(help="Model name (see `edgecls models`); flags not given come from its recipe.")] = DEFAULT_MODEL,
     data: Annotated[str, Opt(help="'cifar10' (torchvision download) or PATH with train/<class>/* and test/<class>/*.")] = "cifar10",
     data_dir: Annotated[Optional[str], Opt(help="Where torchvision's CIFAR-10 lives / is downloaded (default: user cache).")] = None,
     cache_dir: Annotated[Optional[str], Opt(help="Where decoded image-folder caches go (default: user cache).")] = None,
-    epochs: Annotated[int, Opt(help="Epochs (resnet20 on 2 CPU cores: about 60-70 s each).")] = D.epochs,
-    batch_size: Annotated[int, Opt(help="Batch size.")] = D.batch_size,
-    optimizer: Annotated[str, Opt(help="sgd (Nesterov momentum 0.9) or adamw.")] = D.optimizer,
-    lr: Annotated[Optional[float], Opt(help="Peak learning rate [default: 0.2 for sgd, 1e-3 for adamw].")] = None,
-    weight_decay: Annotated[Optional[float], Opt(help="Weight decay on conv/linear weights, not BN or biases [default: 5e-4 for sgd, 1e-4 for adamw].")] = None,
-    label_smoothing: Annotated[float, Opt(help="Label smoothing.")] = D.label_smoothing,
-    schedule: Annotated[str, Opt("--schedule", "--scheduler", help="LR after warm-up: onecycle (linear decay), cosine, or plateau (÷10 after 3 epochs without a better test accuracy).")] = D.schedule,
-    warmup_epochs: Annotated[float, Opt(help="Linear warm-up length in epochs.")] = D.warmup_epochs,
-    ema: Annotated[float, Opt(help="EMA decay per step for evaluated/saved weights; 0 disables.")] = D.ema_decay,
-    tta: Annotated[bool, Opt("--tta", help="Evaluate with horizontal-flip test-time augmentation.")] = False,
+    epochs: Annotated[Optional[int], Opt(help=f"Epochs {RECIPE}.", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], Opt(help=f"Batch size {RECIPE}.", show_default=False)] = None,
+    optimizer: Annotated[str, Opt(help="sgd (Nesterov momentum) or adamw.")] = D.optimizer,
+    lr: Annotated[Optional[float], Opt(help="Peak learning rate [default: the recipe's, else 0.2 for sgd, 1e-3 for adamw].", show_default=False)] = None,
+    momentum: Annotated[Optional[float], Opt(help=f"SGD (Nesterov) momentum {RECIPE}.", show_default=False)] = None,
+    weight_decay: Annotated[Optional[float], Opt(help="Weight decay on conv/linear weights, not BN or biases [default: the recipe's, else 5e-4 for sgd, 1e-4 for adamw].", show_default=False)] = None,
+    bias_lr_scale: Annotated[Optional[float], Opt(help=f"BN parameters and biases learn this many times faster {RECIPE}.", show_default=False)] = None,
+    label_smoothing: Annotated[Optional[float], Opt(help=f"Label smoothing {RECIPE}.", show_default=False)] = None,
+    schedule: Annotated[Optional[str], Opt("--schedule", "--scheduler", help=f"LR after warm-up: onecycle (linear decay), cosine, plateau (÷10 after 3 epochs without a better test accuracy), or triangle (airbench: up over 23% of the steps, down to 7%) {RECIPE}.", show_default=False)] = None,
+    warmup_epochs: Annotated[Optional[float], Opt(help=f"Linear warm-up length in epochs (not for triangle) {RECIPE}.", show_default=False)] = None,
+    ema: Annotated[Optional[float], Opt(help=f"EMA decay per step for evaluated/saved weights; 0 disables {RECIPE}.", show_default=False)] = None,
+    lookahead: Annotated[Optional[bool], Opt("--lookahead/--no-lookahead", help=f"Pull the weights toward their slow average every 5 steps (airbench) {RECIPE}.", show_default=False)] = None,
+    tta: Annotated[Optional[str], Opt(help=f"Test-time augmentation for the final score of best.pt: {', '.join(TTA_LEVELS)} {RECIPE}.", show_default=False)] = None,
     patience: Annotated[int, Opt(help="Stop after this many epochs without a better test accuracy; 0 disables.")] = D.patience,
     device: Annotated[str, Opt(help="auto, cpu or cuda.")] = D.device,
     precision: Annotated[str, Opt(help="auto (bf16 where supported, fp16 on older GPUs, else fp32), fp32, bf16, fp16.")] = D.precision,
@@ -38,9 +43,10 @@ def train_command(
     seed: Annotated[int, Opt(help="Seed for init, shuffling and augmentation; CPU runs repeat exactly.")] = D.seed,
     limit_train: Annotated[Optional[int], Opt(help="Use a seeded random subset of N training images.")] = None,
     limit_test: Annotated[Optional[int], Opt(help="Use a seeded random subset of N test images.")] = None,
-    crop_padding: Annotated[int, Opt(help="Random-crop padding in pixels; 0 disables.")] = A.crop_padding,
-    flip: Annotated[str, Opt(help="Horizontal flips: alternate (each image mirrored every other epoch), random, none.")] = A.flip,
-    cutout: Annotated[int, Opt(help="Cutout square side in pixels; 0 disables.")] = A.cutout,
+    crop_padding: Annotated[Optional[int], Opt(help=f"Random-crop padding (translation) in pixels; 0 disables {RECIPE}.", show_default=False)] = None,
+    flip: Annotated[Optional[str], Opt(help=f"Horizontal flips: alternate (each image mirrored every other epoch), random, none {RECIPE}.", show_default=False)] = None,
+    cutout: Annotated[Optional[int], Opt(help=f"Cutout square side in pixels; 0 disables {RECIPE}.", show_default=False)] = None,
+    arch: Annotated[Optional[str], Opt(help="Model builder settings as key=value pairs, e.g. width=0.5,whiten=false (airbench: width, whiten, dirac, bn_momentum, bn_eps, frozen_bn_scale).", show_default=False)] = None,
     init: Annotated[Optional[str], Opt(help="Fine-tune from 'imagenet' (torchvision weights, resnet18/34) or an edgecls checkpoint / torchvision state_dict; the head is rebuilt.", rich_help_panel="Fine-tuning")] = None,
     freeze: Annotated[str, Opt(help="Stages kept fixed: auto (with --init: all but the last stage and the head), none, or a comma list such as stem,layer1,layer2,layer3.", rich_help_panel="Fine-tuning")] = D.freeze,
     head: Annotated[str, Opt(help="Classifier head: auto (dropout-linear with --init, else linear), linear, dropout-linear.", rich_help_panel="Fine-tuning")] = D.head,
@@ -60,13 +66,14 @@ def train_command(
     require_extra("train", "train")
     from edgecls.trainer import train
 
-    cfg = TrainConfig(
-        model=model, data=data, data_dir=data_dir, cache_dir=cache_dir, out=out, epochs=epochs,
-        batch_size=batch_size, optimizer=optimizer, lr=lr, weight_decay=weight_decay, label_smoothing=label_smoothing,
-        schedule=schedule, warmup_epochs=warmup_epochs, ema_decay=ema, tta=tta, patience=patience,
+    cfg = recipe_config(
+        model, data=data, data_dir=data_dir, cache_dir=cache_dir, out=out, epochs=epochs,
+        batch_size=batch_size, optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay,
+        bias_lr_scale=bias_lr_scale, label_smoothing=label_smoothing, schedule=schedule, warmup_epochs=warmup_epochs,
+        ema_decay=ema, lookahead=lookahead, tta=tta, patience=patience,
         device=device, precision=precision, channels_last=channels_last, compile=compile, threads=threads,
         seed=seed, limit_train=limit_train, limit_test=limit_test,
-        augment=AugmentConfig(crop_padding=crop_padding, flip=flip, cutout=cutout), tensorboard=tensorboard,
+        crop_padding=crop_padding, flip=flip, cutout=cutout, arch=parse_arch(arch), tensorboard=tensorboard,
         init=init, freeze=freeze, head=head, img_size=img_size, feature_cache=feature_cache, cache_views=cache_views,
         sync_bn=sync_bn,
     ).validate()
@@ -74,3 +81,27 @@ def train_command(
     if metrics:  # empty on torchrun ranks other than 0
         typer.echo(f"best test accuracy {metrics['best_acc']:.2%} (epoch {metrics['best_epoch']}), "
                    f"wall {metrics['wall_s']:.0f}s")
+
+
+def parse_arch(text: str | None) -> dict | None:
+    """``width=0.5,whiten=false`` → ``{"width": 0.5, "whiten": False}`` (numbers and booleans typed)."""
+    if not text:
+        return None
+    values = {}
+    for item in text.split(","):
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--arch takes key=value pairs separated by commas, got {item!r}")
+        values[key.strip()] = _typed(raw.strip())
+    return values
+
+
+def _typed(raw: str):
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw

@@ -1,0 +1,37 @@
+"""Each model's default recipe: the settings `edgecls train --model M` uses for flags not given.
+
+Torch-free, like config.py. Models without an entry take :class:`TrainConfig`'s defaults (the
+classic ResNet recipe). The airbench recipe follows airbench94, converted from its summed loss
+to our mean loss: lr 11.5 / (1024·(1 + 1/(1−0.85))) per summed example × 1024 = 1.5, and a
+per-step decay of lr·wd = 0.0153·1024 / 7851 ≈ 2.0e-3, i.e. weight decay 1.33e-3 at lr 1.5.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+from .config import AugmentConfig, TrainConfig
+
+DEFAULT_MODEL = "airbench"  # wins time-to-accuracy on a CPU: benchmarks/results/time-to-accuracy-*.csv
+
+RECIPES: dict[str, dict] = {
+    "airbench": {
+        "epochs": 12, "batch_size": 1024, "lr": 1.5, "momentum": 0.85, "weight_decay": 1.33e-3,
+        "label_smoothing": 0.2, "schedule": "triangle", "bias_lr_scale": 64.0, "lookahead": True,
+        "tta": "flip-translate", "augment": AugmentConfig(crop_padding=2, flip="alternate"),
+    },
+}
+
+AUGMENT_FLAGS = tuple(f.name for f in fields(AugmentConfig))
+
+
+def recipe_config(model: str | None = None, **given) -> TrainConfig:
+    """A config for ``model`` (default :data:`DEFAULT_MODEL`): its recipe, then every ``given``
+    value that is not None. Augmentation flags (crop_padding, flip, cutout) may be given flat."""
+    model = model or DEFAULT_MODEL
+    recipe = dict(RECIPES.get(model, {}))
+    augment = recipe.pop("augment", AugmentConfig())
+    flat_augment = {k: given.pop(k) for k in AUGMENT_FLAGS if k in given}
+    augment = replace(augment, **{k: v for k, v in flat_augment.items() if v is not None})
+    values = {**recipe, **{k: v for k, v in given.items() if v is not None}}
+    return TrainConfig(model=model, augment=augment, **values)
