@@ -66,11 +66,28 @@ TOLERANCE = {
 }
 
 
-def reference_bundle() -> Path:
-    """The shipped reference model's export folder (package data, so a wheel has it too)."""
+# Bundles shipped as package data (edgecls.reference, so a wheel has them too): name → folder.
+SHIPPED = {"resnet20": "exports", "airbench": "airbench/exports"}
+# The runtime's default: airbench is 2.3 points more accurate, but its INT8 runs at half ResNet-20's
+# throughput on a CPU (artifacts/reference/airbench/MODEL_CARD.md).
+DEFAULT_SHIPPED = "resnet20"
+
+
+def reference_bundle(name: str = DEFAULT_SHIPPED) -> Path:
+    """A shipped model's export folder."""
     from importlib.resources import files
 
-    return Path(str(files("edgecls.reference"))) / "exports"
+    return Path(str(files("edgecls.reference"))) / SHIPPED[name]
+
+
+def model_location(model: Path | None) -> Path:
+    """Where a command's model argument points: the default shipped bundle for None, a shipped
+    model's bundle for its name (``resnet20``, ``airbench``) when no such path exists, else the path."""
+    if model is None:
+        return reference_bundle()
+    if str(model) in SHIPPED and not model.exists():
+        return reference_bundle(str(model))
+    return model
 
 
 def runtime_preference() -> tuple[tuple[str, str], ...]:

@@ -202,3 +202,19 @@ def test_airbench_exports_with_parity(airbench_run, tmp_path, cifar_dir, cache_d
     assert {"airbench.onnx", "airbench-int8.onnx", "airbench.xml", "airbench-int8.xml"} <= {p.name for p in out.iterdir()}
     verify = run_cli("verify", str(out))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+
+def test_shipped_airbench_is_found_by_name_verifies_and_classifies(cifar_dir, tmp_path):
+    """`airbench` names the shipped bundle wherever a command takes a model, unless such a path exists."""
+    verify = run_cli("verify", "airbench")
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    assert "PASS: airbench" in verify.stdout
+    images = [str(sorted((cifar_dir / "test" / c).iterdir())[0]) for c in ("ship", "truck", "frog")]
+    infer = run_cli("infer", *images, "--model", "airbench", "--json")
+    assert infer.returncode == 0, infer.stderr
+    rows = [json.loads(line) for line in infer.stdout.splitlines()]
+    assert [r["path"] for r in rows] == images and all(0 <= r["index"] < 10 for r in rows)
+    assert "airbench-int8.onnx" in infer.stderr
+    (tmp_path / "airbench").mkdir()  # a real folder of that name wins, and is not an export
+    shadowed = run_cli("verify", "airbench", cwd=tmp_path)
+    assert shadowed.returncode != 0 and "airbench" in shadowed.stderr

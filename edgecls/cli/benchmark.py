@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import MANIFEST
+from edgecls.bundle import MANIFEST, model_location
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
 
@@ -62,6 +62,7 @@ def benchmark_command(
     if as_json and markdown:
         raise UsageError("choose one of --json and --markdown")
     log = lambda m: typer.echo(m, err=True)  # noqa: E731
+    model = model_location(model) if model is not None else None
     if model is not None and (model / MANIFEST).is_file():
         from edgecls.runtime.benchmark import BundleBenchOptions, benchmark_bundle
 

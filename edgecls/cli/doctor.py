@@ -16,14 +16,15 @@ Opt = typer.Option
 
 def doctor_command(
     model: Annotated[Optional[Path], typer.Argument(
-        help="An export folder to check (default: the shipped reference bundle).", show_default=False)] = None,
+        help="An export folder to check, or a shipped model's name: resnet20 (the default), airbench.",
+        show_default=False)] = None,
     as_json: Annotated[bool, Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """What this machine offers edgecls, and whether a bundle runs here; exit 1 if it cannot, 2 on usage errors."""
-    from edgecls.bundle import reference_bundle
+    from edgecls.bundle import model_location
     from edgecls.runtime.doctor import diagnose, format_report
 
-    folder = model or reference_bundle()
+    folder = model_location(model)
     if not (folder / MANIFEST).is_file():
         raise UsageError(f"{folder} is not an export folder (no {MANIFEST})")
     report = diagnose(folder)

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import MANIFEST
+from edgecls.bundle import MANIFEST, model_location
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
 
@@ -20,8 +20,8 @@ JSON_KEYS = ("accuracy", "per_class", "n", "confusion", "classes")
 
 
 def eval_command(
-    model: Annotated[Path, typer.Argument(help="A checkpoint (.pt; needs PyTorch), or an export folder, .onnx or "
-                                                ".xml (runs without PyTorch).")],
+    model: Annotated[Path, typer.Argument(help="A checkpoint (.pt; needs PyTorch), or an export folder, .onnx, "
+                                                ".xml or shipped model's name (runs without PyTorch).")],
     data: Annotated[str, Opt(help="An image folder with test/<class>/* (or, for an exported model, <class>/*); "
                                   "a checkpoint also takes 'cifar10'.")] = "cifar10",
     device: Annotated[Optional[str], Opt(help="Checkpoint: cpu, cuda or auto [default: cpu]. Exported model: an "
@@ -44,6 +44,7 @@ def eval_command(
 ) -> None:
     """Accuracy, per-class accuracy and confusion matrix: of a checkpoint in fp32 (PyTorch), or of an exported
     model through the torch-free runtime, compared with the accuracy its bundle recorded at export."""
+    model = model_location(model)
     if _is_exported(model):
         if data_dir or cache_dir or tta != "none" or grid:
             raise UsageError("--data-dir, --cache-dir, --tta and --grid are for a checkpoint only")

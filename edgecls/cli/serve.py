@@ -18,7 +18,8 @@ D = ServeConfig()  # the defaults, defined once
 
 def serve_command(
     model: Annotated[Optional[Path], typer.Argument(
-        help="An export folder or a model file (default: the shipped ResNet-20).", show_default=False)] = None,
+        help="An export folder, a model file, or a shipped model's name: resnet20 (the default), airbench.",
+        show_default=False)] = None,
     host: Annotated[str, Opt(help="Address to bind; anything but loopback exposes it to the network.")] = D.host,
     port: Annotated[int, Opt(help="TCP port.")] = D.port,
     backend: Annotated[str, Opt(help="auto, onnxruntime or openvino.")] = D.backend,

@@ -13,7 +13,7 @@ Opt = typer.Option
 
 def verify_command(
     model: Annotated[Optional[Path], typer.Argument(
-        help="An export folder, or one model file inside it (default: the shipped reference bundle).",
+        help="An export folder, one model file inside it, or a shipped model's name: resnet20 (the default), airbench.",
         show_default=False)] = None,
     backend: Annotated[str, Opt(help="auto (each file in its own engine), onnxruntime or openvino.")] = "auto",
     device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
@@ -25,10 +25,10 @@ def verify_command(
     as_json: Annotated[bool, Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run every file of a bundle on its golden images here; exit 0 if all pass, 1 if any fails, 2 on usage errors."""
-    from edgecls.bundle import reference_bundle
+    from edgecls.bundle import model_location
     from edgecls.runtime.verify import format_report, verify_bundle
 
-    report = verify_bundle(model or reference_bundle(), backend=backend, device=device, precision=precision,
+    report = verify_bundle(model_location(model), backend=backend, device=device, precision=precision,
                            threads=threads)
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_report(report))
     raise typer.Exit(0 if report.passed else 1)

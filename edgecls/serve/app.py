@@ -15,7 +15,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgecls.bundle import reference_bundle
+from edgecls.bundle import model_location
 from edgecls.runtime.engines import default_threads
 
 from . import admin, classify, page, v2
@@ -43,7 +43,7 @@ def create_app(config: ServeConfig | None = None, **settings) -> Starlette:
     """The app for ``config`` (or ServeConfig(**settings)); the model loads now, so a bad one fails here."""
     config = (config or ServeConfig(**settings)).check()
     metrics = Metrics()
-    model = load_model(config.model or reference_bundle(), config, verify=False)
+    model = load_model(model_location(config.model), config, verify=False)
     middleware = [Middleware(RequestMetrics, metrics=metrics, route_names={r.endpoint: r.path for r in ROUTES})]
     if config.api_key:
         middleware.append(Middleware(BearerAuth, api_key=config.api_key, metrics=metrics))

@@ -73,7 +73,7 @@ class AirbenchNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.gelu(self.whiten(x))
         x = self.layer3(self.layer2(self.layer1(x)))
-        x = torch.flatten(F.adaptive_max_pool2d(x, 1), 1)
+        x = x.amax(dim=(2, 3))  # global max-pool; one ReduceMax in ONNX, no Reshape
         return self.fc(x) * LOGIT_SCALE
 
 
