@@ -35,6 +35,9 @@ def test_wheel_holds_the_namespaced_packages(installed_wheel):
                    "edgecls/trainer/data/folder.py", "edgecls/export/__init__.py", "edgecls/runtime/__init__.py"):
         assert module in names, module
     assert not any(n.startswith(("trainer/", "runtime/", "export/", "tests/")) for n in names)
+    assert "edgecls/reference/airbench/exports/airbench-int8.onnx" in names  # shipped beside ResNet-20…
+    assert not any(n.endswith("airbench.pt") for n in names)  # …without its checkpoint
+    assert os.path.getsize(wheel) <= 20 * 2**20
 
 
 def test_installed_wheel_runs(installed_wheel, tmp_path):
