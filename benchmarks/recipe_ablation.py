@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgecls.cpu import instruction_sets
+from edgecls.cpu import cpu_class, instruction_sets
 
 SWITCHES = {
     "full recipe": [],
@@ -64,7 +64,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("artifacts/runs/ablation"))
     args = ap.parse_args()
     date = time.strftime("%Y-%m-%d")
-    device = "cpu-" + "-".join(instruction_sets())
+    device = f"cpu-{cpu_class()}"
     rows = []
     header = ("| switch | flags | test acc, last epoch (no TTA) | best.pt fp32 + flip-translate TTA | "
               "median train img/s | process wall s |\n|---|---|---:|---:|---:|---:|")
@@ -78,7 +78,8 @@ def main() -> None:
               f"{row['wall_s']:.0f} |", flush=True)
     out = Path(__file__).parent / "results" / f"recipe-ablation-{device}-{date}.md"
     lines = [f"# airbench recipe ablation, {date}", "",
-             f"`python benchmarks/recipe_ablation.py --epochs {args.epochs} --width {args.width}` on {device}; "
+             f"`python benchmarks/recipe_ablation.py --epochs {args.epochs} --width {args.width}` on a CPU with "
+             f"{', '.join(instruction_sets())}; "
              f"every run: `edgecls train --epochs {args.epochs} --arch width={args.width}` + the flags.", "",
              header]
     lines += [f"| {r['switch']} | `{r['flags']}` | {r['acc']:.2%} | {r['tta_acc']:.2%} | {r['img_s']:.0f} | "

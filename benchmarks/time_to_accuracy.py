@@ -25,8 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from edgecls.cpu import cpu_flags, cpu_name
-
+from edgecls.cpu import cpu_class, cpu_flags, cpu_name
 from edgecls.trainer.recipes import DEFAULT_MODEL
 
 CSV_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
@@ -35,12 +34,10 @@ ISA_CAPS = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"
 
 
 def device_label(isa: str | None) -> tuple[str, list[str]]:
-    flags = [f for f in CSV_FLAGS if f in cpu_flags()]
-    if isa == "avx2":
-        return "cpu-avx2", ["avx2"]
-    if "avx512_bf16" in flags or "amx_bf16" in flags:
-        return "cpu-avx512bf16", flags
-    return ("cpu-avx512" if "avx512f" in flags else "cpu-avx2"), flags
+    """(file-name label, the CSV_FLAGS the kernels may use): a --isa cap is what they may use."""
+    if isa:
+        return f"cpu-{isa}", [isa]
+    return f"cpu-{cpu_class()}", [f for f in CSV_FLAGS if f in cpu_flags()]
 
 
 def train(model: str, args, extra: list[str], out: Path) -> tuple[list[str], float]:

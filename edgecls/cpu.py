@@ -49,3 +49,11 @@ def cpu_name() -> str:
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def cpu_class(flags: frozenset[str] | None = None) -> str:
+    """The class timings are quoted per: avx512bf16 (native bf16), avx512, avx2, or other."""
+    flags = cpu_flags() if flags is None else flags
+    if has_bf16(flags):
+        return "avx512bf16"
+    return next((name for name in ("avx512f", "avx2") if name in flags), "other").replace("avx512f", "avx512")
