@@ -23,7 +23,8 @@ SWITCHES = {
     "full recipe": [],
     "no patch whitening (learned 2×2 stem)": ["--arch", "whiten=false"],
     "no identity (Dirac) init": ["--arch", "dirac=false"],
-    "PyTorch BN (momentum 0.1, eps 1e-5, learned scale)": ["--arch", "bn_momentum=0.1,bn_eps=1e-5,frozen_bn_scale=false"],
+    "PyTorch BN (momentum 0.1, eps 1e-5, learned scale)":
+        ["--arch", "bn_momentum=0.1,bn_eps=1e-5,frozen_bn_scale=false"],
     "BN/bias LR ×1 instead of ×64": ["--bias-lr-scale", "1"],
     "no lookahead averaging": ["--no-lookahead"],
     "label smoothing 0 instead of 0.2": ["--label-smoothing", "0"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -68,8 +69,8 @@ def trained_checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
     """A small ResNet-20 trained for real on a CIFAR-10 subset (shared by export and runtime tests)."""
     out = tmp_path_factory.mktemp("trained") / "run"
     result = run_cli("train", "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-                     "--epochs", "2", "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64", "--seed", "1",
-                     "--warmup-epochs", "0.5", "--out", str(out))
+                     "--epochs", "2", "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64",
+                     "--seed", "1", "--warmup-epochs", "0.5", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "best.pt"
 
@@ -83,6 +84,30 @@ def export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Pa
                      "--calib-size", "64", "--check-images", "200")
     assert result.returncode == 0, result.stdout + result.stderr
     return out
+
+
+def kill_and_resume(train_args: list[str], out: Path, reference: Path, epochs: int) -> tuple[dict, dict]:
+    """`edgecls train *train_args --out out`, SIGKILLed right after epoch 1 of ``epochs`` and resumed from
+    its last.pt; returns the last.pt payloads of the uninterrupted ``reference`` run and of this one."""
+    from edgecls.trainer import read_checkpoint
+
+    args = [sys.executable, "-m", "edgecls", "train", *train_args, "--epochs", str(epochs), "--out", str(out)]
+    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    first_epoch_s = json.loads((reference / "metrics.json").read_text())["epochs"][0]["wall_s"]
+    try:
+        kill_after_epoch(proc, 1, limit_s=600 + 20 * first_epoch_s)  # the same run took first_epoch_s here
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert read_checkpoint(out / "last.pt")["epoch"] < epochs
+    result = run_cli("train", "--resume", str(out / "last.pt"))
+    assert result.returncode == 0, result.stderr
+    a, b = read_checkpoint(reference / "last.pt"), read_checkpoint(out / "last.pt")
+    assert a["epoch"] == b["epoch"] == epochs
+    assert [r["test_acc"] for r in a["history"]] == [r["test_acc"] for r in b["history"]]
+    return a, b
 
 
 def kill_after_epoch(proc: subprocess.Popen, epoch: int, limit_s: float) -> None:

@@ -75,7 +75,8 @@ def test_plateau_cuts_the_lr_and_survives_a_state_dict_round_trip():
 def finetuned(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir):
     """ResNet-20 fine-tuned from a CIFAR-trained one: default freeze, cached features, AdamW + plateau."""
     out = tmp_path_factory.mktemp("finetune") / "run"
-    result = run_cli("train", "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--init", str(trained_checkpoint),
+    result = run_cli("train", "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+                     "--init", str(trained_checkpoint),
                      "--epochs", "4", "--warmup-epochs", "0", "--limit-train", "1024", "--limit-test", "300",
                      "--batch-size", "64",
                      "--optimizer", "adamw", "--schedule", "plateau", "--cache-views", "2", "--out", str(out))
@@ -132,7 +133,8 @@ def test_cached_test_logits_equal_the_full_model(finetuned, cifar_dir, cache_dir
 
 
 def test_disk_cache_and_freeze_none(tmp_path, trained_checkpoint, cifar_dir, cache_dir):
-    common = ["--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--init", str(trained_checkpoint),
+    common = ["--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+              "--init", str(trained_checkpoint),
               "--epochs", "1", "--limit-train", "256", "--limit-test", "100", "--batch-size", "64"]
     disk = run_cli("train", *common, "--feature-cache", "disk", "--out", str(tmp_path / "disk"))
     assert disk.returncode == 0, disk.stderr

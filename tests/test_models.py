@@ -6,7 +6,8 @@ from edgecls.errors import EdgeclsError
 from edgecls.trainer.models import build_model, model_names
 from edgecls.trainer.models.summary import count_flops, count_params
 
-EXPECTED = {"airbench", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34", "simplecnn", "vgg16"}
+EXPECTED = {"airbench", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "resnet18", "resnet34",
+            "simplecnn", "vgg16"}
 
 
 def test_registry_has_every_model():

@@ -1,9 +1,6 @@
 """The airbench model and each piece of its recipe, checked for what it does (no timings)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +16,7 @@ from edgecls.trainer.models.airbench import WHITEN_EPS, AirbenchNet
 from edgecls.trainer.optim import TRIANGLE, lr_factor, make_optimizer
 from edgecls.trainer.recipes import DEFAULT_MODEL, RECIPES, recipe_config
 
-from .conftest import CIFAR, REPO, assert_one_line_error, kill_after_epoch, run_cli
+from .conftest import CIFAR, assert_one_line_error, kill_and_resume, run_cli
 
 AIRBENCH_RUN = ["--model", "airbench", "--batch-size", "256", "--limit-train", "4096", "--limit-test", "500",
                 "--device", "cpu", "--seed", "3", "--threads", "2", "--arch", "width=0.5"]
@@ -167,27 +164,11 @@ def test_short_airbench_run_learns(airbench_run):
 
 def test_airbench_resumes_bit_identically(airbench_run, tmp_path, cifar_dir, cache_dir):
     """Killed after epoch 1 of 3, then resumed: the same weights, lookahead average and history."""
-    out = tmp_path / "killed"
-    args = [sys.executable, "-m", "edgecls", "train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-            "--epochs", "3", "--out", str(out), *AIRBENCH_RUN]
-    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    first_epoch_s = json.loads((airbench_run / "metrics.json").read_text())["epochs"][0]["wall_s"]
-    try:
-        kill_after_epoch(proc, 1, limit_s=600 + 20 * first_epoch_s)
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-    assert read_checkpoint(out / "last.pt")["epoch"] < 3
-    result = run_cli("train", "--resume", str(out / "last.pt"))
-    assert result.returncode == 0, result.stderr
-    a, b = read_checkpoint(airbench_run / "last.pt"), read_checkpoint(out / "last.pt")
-    assert a["epoch"] == b["epoch"] == 3
+    a, b = kill_and_resume(["--data", str(cifar_dir), "--cache-dir", str(cache_dir), *AIRBENCH_RUN],
+                           tmp_path / "killed", airbench_run, 3)
     for key in ("raw_state_dict", "lookahead"):
         for name, value in a[key].items():
             assert torch.equal(value, b[key][name]), (key, name)
-    assert [r["test_acc"] for r in a["history"]] == [r["test_acc"] for r in b["history"]]
 
 
 def test_airbench_exports_with_parity(airbench_run, tmp_path, cifar_dir, cache_dir):
@@ -199,7 +180,8 @@ def test_airbench_exports_with_parity(airbench_run, tmp_path, cifar_dir, cache_d
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["spec"]["model"] == "airbench"
-    assert {"airbench.onnx", "airbench-int8.onnx", "airbench.xml", "airbench-int8.xml"} <= {p.name for p in out.iterdir()}
+    built = {p.name for p in out.iterdir()}
+    assert {"airbench.onnx", "airbench-int8.onnx", "airbench.xml", "airbench-int8.xml"} <= built
     verify = run_cli("verify", str(out))
     assert verify.returncode == 0, verify.stdout + verify.stderr
 

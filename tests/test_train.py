@@ -1,16 +1,13 @@
 """End-to-end training runs through the real CLI on real CIFAR-10 images."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from edgecls.trainer import load_checkpoint, read_checkpoint
+from edgecls.trainer import load_checkpoint
 
-from .conftest import REPO, kill_after_epoch, run_cli
+from .conftest import kill_and_resume, run_cli
 
 SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536", "--limit-test", "500",
              "--device", "cpu", "--seed", "7", "--threads", "2", "--warmup-epochs", "0.5"]
@@ -66,26 +63,9 @@ def test_resume_after_kill_matches_an_uninterrupted_run(short_run, tmp_path, cif
     kill and the end of the run, so it lands mid-run however fast the machine is."""
     reference, _ = short_run
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "edgecls", "train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-            "--epochs", "4", "--out", str(out), *SMALL_RUN]
-    proc = subprocess.Popen(args, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"}, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    first_epoch_s = json.loads((reference / "metrics.json").read_text())["epochs"][0]["wall_s"]
-    try:
-        kill_after_epoch(proc, 1, limit_s=600 + 20 * first_epoch_s)  # the same run took first_epoch_s here
-    finally:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
-    assert read_checkpoint(out / "last.pt")["epoch"] < 4
-    result = run_cli("train", "--resume", str(out / "last.pt"))
-    assert result.returncode == 0, result.stderr
-    a, b = read_checkpoint(reference / "last.pt"), read_checkpoint(out / "last.pt")
-    assert a["epoch"] == b["epoch"] == 4
+    a, b = kill_and_resume(["--data", str(cifar_dir), "--cache-dir", str(cache_dir), *SMALL_RUN], out, reference, 4)
     for key, value in a["raw_state_dict"].items():
         assert torch.equal(value, b["raw_state_dict"][key]), key
-    acc = [[row["test_acc"] for row in c["history"]] for c in (a, b)]
-    assert acc[0] == acc[1]
     assert not list(out.glob(".*.tmp"))
 
 

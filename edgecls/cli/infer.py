@@ -45,7 +45,9 @@ def collect_inputs(inputs: list[Path]) -> Inputs:
 
 def infer_command(
     inputs: Annotated[List[Path], typer.Argument(help="Image files and/or folders (walked for images).")],
-    model: Annotated[Optional[Path], Opt(help="An .onnx, an OpenVINO .xml, an export folder, or a shipped model's name: resnet20 (the default), airbench (more accurate, half the throughput).")] = None,
+    model: Annotated[Optional[Path], Opt(help="An .onnx, an OpenVINO .xml, an export folder, or a shipped model's "
+                                              "name: resnet20 (the default), airbench (more accurate, half the "
+                                              "throughput).")] = None,
     top_k: Annotated[int, Opt(help="How many classes to show per image.")] = 3,
     as_json: Annotated[bool, Opt("--json", help="One JSON object per line.")] = False,
     backend: Annotated[str, Opt(help="auto, onnxruntime or openvino.")] = "auto",
