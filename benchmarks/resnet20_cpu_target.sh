@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The trainer's CPU target: default `edgecls train` on the shared CIFAR-10 copy, timed end to end.
+# ResNet-20 with its own (classic) recipe on the shared CIFAR-10 copy, timed end to end; the default
+# model's run is benchmarks/time_to_accuracy.py.
 #   bash benchmarks/resnet20_cpu_target.sh [OUT_DIR]
 # Prints wall seconds and best test accuracy; run it on an otherwise idle machine.
 set -euo pipefail
