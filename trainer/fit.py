@@ -15,6 +15,7 @@ from edgecls.errors import EdgeclsError
 from edgecls.progress import make_progress
 from edgecls.spec import ModelSpec
 
+from .augment import to_model_input
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .data import DataSplits, load_data
@@ -23,7 +24,6 @@ from .ema import make_ema
 from .feature_cache import FeatureBank, build_feature_bank, feature_batches, predict_features
 from .freeze import apply_freeze, parse_freeze
 from .init_weights import InitWeights, load_backbone, resolve_init
-from .augment import to_model_input
 from .lookahead import Lookahead
 from .loop import EVAL_BATCH, DeviceData, StepParts, accuracy, fit_batches, predict_logits, train_one_epoch
 from .models import build_model, get_entry
