@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from edgecls.atomic import write_text_atomic
 from edgecls.cpu import cpu_class, instruction_sets
 
 SWITCHES = {
@@ -85,7 +86,7 @@ def main() -> None:
              header]
     lines += [f"| {r['switch']} | `{r['flags']}` | {r['acc']:.2%} | {r['tta_acc']:.2%} | {r['img_s']:.0f} | "
               f"{r['wall_s']:.0f} |" for r in rows]
-    out.write_text("\n".join(lines) + "\n")
+    write_text_atomic(out, "\n".join(lines) + "\n")
     print(f"written to {out}")
 
 

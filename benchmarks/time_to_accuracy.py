@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+from edgecls.atomic import write_text_atomic
 from edgecls.cpu import cpu_class, cpu_flags, cpu_name
 from edgecls.trainer.recipes import DEFAULT_MODEL
 
@@ -59,9 +60,7 @@ def write_csv(path: Path, cmd: list[str], env_note: str, flags: list[str], metri
     lines += [",".join(str(row[c]) for c in COLUMNS) for row in metrics["epochs"]]
     lines.append(f"# final: best.pt (epoch {metrics['best_epoch']}) fp32 with tta={metrics.get('tta', 'none')}: "
                  f"test_acc={metrics['best_acc']:.4f}; whole process {process_s:.0f} s")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    write_text_atomic(path, "\n".join(lines) + "\n")
 
 
 def plot(csvs: list[Path], path: Path) -> None:

@@ -86,6 +86,13 @@ def export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Pa
     return out
 
 
+def train_on(out: Path, cifar_dir: Path, cache_dir: Path, *args: str):
+    """`edgecls train` on the test images into ``out``; the run must succeed."""
+    result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--out", str(out), *args)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
 def kill_and_resume(train_args: list[str], out: Path, reference: Path, epochs: int) -> tuple[dict, dict]:
     """`edgecls train *train_args --out out`, SIGKILLed right after epoch 1 of ``epochs`` and resumed from
     its last.pt; returns the last.pt payloads of the uninterrupted ``reference`` run and of this one."""

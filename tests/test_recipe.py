@@ -16,7 +16,7 @@ from edgecls.trainer.models.airbench import WHITEN_EPS, AirbenchNet
 from edgecls.trainer.optim import TRIANGLE, lr_factor, make_optimizer
 from edgecls.trainer.recipes import DEFAULT_MODEL, RECIPES, recipe_config
 
-from .conftest import CIFAR, assert_one_line_error, kill_and_resume, run_cli
+from .conftest import CIFAR, assert_one_line_error, kill_and_resume, run_cli, train_on
 
 AIRBENCH_RUN = ["--model", "airbench", "--batch-size", "256", "--limit-train", "4096", "--limit-test", "500",
                 "--device", "cpu", "--seed", "3", "--threads", "2", "--arch", "width=0.5"]
@@ -146,9 +146,7 @@ def test_bad_arch_is_one_line(tmp_path, tiny_folder, arch, fragment):
 @pytest.fixture(scope="module")
 def airbench_run(tmp_path_factory, cifar_dir, cache_dir):
     out = tmp_path_factory.mktemp("airbench") / "r"
-    result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "3",
-                     "--out", str(out), *AIRBENCH_RUN)
-    assert result.returncode == 0, result.stderr
+    train_on(out, cifar_dir, cache_dir, "--epochs", "3", *AIRBENCH_RUN)
     return out
 
 

@@ -7,7 +7,7 @@ import torch
 
 from edgecls.trainer import load_checkpoint
 
-from .conftest import kill_and_resume, run_cli
+from .conftest import kill_and_resume, run_cli, train_on
 
 SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536", "--limit-test", "500",
              "--device", "cpu", "--seed", "7", "--threads", "2", "--warmup-epochs", "0.5"]
@@ -16,10 +16,7 @@ SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory, cifar_dir, cache_dir):
     out = tmp_path_factory.mktemp("run") / "r"
-    result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "4",
-                     "--out", str(out), *SMALL_RUN)
-    assert result.returncode == 0, result.stderr
-    return out, result
+    return out, train_on(out, cifar_dir, cache_dir, "--epochs", "4", *SMALL_RUN)
 
 
 def test_short_run_learns_and_writes_every_output(short_run):

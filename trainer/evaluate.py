@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.metrics import confusion_matrix
-
 from edgecls.errors import EdgeclsError
+from edgecls.metrics import confusion_matrix
 
 from .checkpoint import load_checkpoint
 from .config import TTA_LEVELS

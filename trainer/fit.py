@@ -84,14 +84,14 @@ def data_init_sample(data: DeviceData, seed: int) -> torch.Tensor:
 
 def build_parts(cfg: TrainConfig, spec: ModelSpec, policy: ExecPolicy, steps_per_epoch: int,
                 arch: dict | None = None, init: InitWeights | None = None, sync_bn: bool = False,
-                data_sample: torch.Tensor | None = None) -> StepParts:
-    """``data_sample``: normalized training images for models whose first layer is set from data."""
+                init_data: DeviceData | None = None) -> StepParts:
+    """``init_data``: the training images, for models whose first layer is set from data."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, spec.num_classes, **(arch or {}))
     if init is not None:
         load_backbone(model, init)
-    elif data_sample is not None and hasattr(model, "init_from_data"):
-        model.init_from_data(data_sample.cpu())
+    elif init_data is not None and hasattr(model, "init_from_data"):
+        model.init_from_data(data_init_sample(init_data, cfg.seed).cpu())
     if sync_bn:  # before freezing and the optimizer: the converted BN layers are the ones they must see
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(policy.device)
@@ -211,7 +211,7 @@ def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
     writer = make_tensorboard(out) if cfg.tensorboard and world.main else None
     arch = model_kwargs(cfg, init)
     parts = build_parts(cfg, spec, policy, steps, arch, init, sync_bn=cfg.sync_bn and world.active,
-                        data_sample=data_init_sample(train_data, cfg.seed))
+                        init_data=train_data)
     run = Run(cfg, spec, policy, parts, train_data, test_data, out, log, arch, writer=writer, world=world)
     if parts.freeze is not None:
         log(f"fine-tuning from {init.source if init else 'scratch'}: frozen {', '.join(parts.freeze.frozen)}")
