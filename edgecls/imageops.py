@@ -50,12 +50,17 @@ def _high_depth_to_rgb(img: Image.Image) -> Image.Image:
 def open_rgb(path, draft_size: int | None = None) -> Image.Image:
     """Open an image file as upright RGB (EXIF orientation applied, first frame of animations)."""
     with Image.open(path) as img:
-        img.seek(0)
-        if draft_size is not None and img.format == "JPEG":
-            img.draft("RGB", (draft_size, draft_size))
-        img = ImageOps.exif_transpose(img)
-        img.load()
-        return to_rgb(img)
+        return upright_rgb(img, draft_size)
+
+
+def upright_rgb(img: Image.Image, draft_size: int | None = None) -> Image.Image:
+    """Decode an opened image as upright RGB; apart from `open_rgb`, for callers that look at the header first."""
+    img.seek(0)
+    if draft_size is not None and img.format == "JPEG":
+        img.draft("RGB", (draft_size, draft_size))
+    img = ImageOps.exif_transpose(img)
+    img.load()
+    return to_rgb(img)
 
 
 def resize_shorter_center_crop(img: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 from pathlib import Path
@@ -194,9 +195,10 @@ def _break_golden(folder: Path) -> None:
 
 @pytest.fixture(scope="module")
 def server(bundles):
-    """The main server: a copy of the reference bundle, small body limit, short body and keep-alive timeouts."""
-    with running_server(str(bundles["a"]), "--max-body-mb", "1", "--body-timeout-s", "1", "--keep-alive-s", "1",
-                        "--max-batch", "16") as (url, proc, _):
+    """The main server: a copy of the reference bundle, small body limit, short body, header and keep-alive
+    timeouts."""
+    with running_server(str(bundles["a"]), "--max-body-mb", "1", "--body-timeout-s", "1", "--header-timeout-s", "1",
+                        "--keep-alive-s", "1", "--max-batch", "16") as (url, proc, _):
         yield url, proc
 
 
@@ -346,6 +348,107 @@ def test_idle_keep_alive_connections_are_closed(url):
         status, _, _ = read_response(sock)
         assert status == 200
         assert sock.recv(1) == b""  # the server hangs up after --keep-alive-s of silence
+
+
+# --- request headers: a deadline uvicorn lacks --------------------------------------------------------
+
+def until_closed(sock: socket.socket, trickle: bytes = b"", limit_s: float = 8) -> tuple[bytes, float]:
+    """What arrives until the server closes the connection, and the monotonic time it did; meanwhile one byte
+    of ``trickle`` goes out every 0.3 s until something arrives."""
+    sock.settimeout(0.3)
+    received, deadline = b"", time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        try:
+            if trickle and not received:
+                sock.sendall(trickle[:1])
+                trickle = trickle[1:]
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):  # a byte sent after the close may draw a reset
+            return received, time.monotonic()
+        if not chunk:
+            return received, time.monotonic()
+        received += chunk
+    raise AssertionError(f"the server kept the connection open: {received!r}")
+
+
+def assert_header_deadline_cuts_a_trickle(url: str, timeout_s: float) -> None:
+    start = time.monotonic()
+    with raw_socket(url) as sock:
+        sock.sendall(b"POST /v1/classify HTTP/1.1\r\nHost: x\r\n")
+        received, closed = until_closed(sock, trickle=b"X-Slow: " + b"a" * 40)
+    assert timeout_s * 0.9 <= closed - start <= timeout_s + 2, closed - start
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower(), received
+    assert json.loads(body) == {"error": f"request headers not received within {timeout_s:g} s"}
+
+
+def assert_silent_connection_closed(url: str, timeout_s: float) -> None:
+    start = time.monotonic()
+    with raw_socket(url) as sock:
+        received, closed = until_closed(sock)
+    assert timeout_s * 0.9 <= closed - start <= timeout_s + 2, closed - start
+    assert received == b""  # nothing was asked, so nothing is answered (a 408 could pass for a later answer)
+
+
+def assert_keep_alive_outlives_header_deadline(url: str, timeout_s: float) -> None:
+    """Requests on one connection over more than the deadline, one head split by a pause: the deadline counts
+    from a request's first byte, not from the connect or the previous response."""
+    head = request_head("GET", "/v2/health/live", {})
+    with raw_socket(url) as sock:
+        for _ in range(2):
+            sock.sendall(head)
+            assert read_response(sock)[0] == 200
+            time.sleep(timeout_s * 0.6)  # idle under the keep-alive timeout
+            sock.sendall(head[:10])
+            time.sleep(timeout_s * 0.6)  # 1.2 deadlines since the response, 0.6 since this head began
+            sock.sendall(head[10:])
+            assert read_response(sock)[0] == 200
+
+
+def test_headers_trickled_slowly_get_408_and_close(url, cat):
+    before = metric(url, "edgecls_errors_total", kind="header_timeout")
+    assert_header_deadline_cuts_a_trickle(url, 1)
+    assert metric(url, "edgecls_errors_total", kind="header_timeout") == before + 1
+    assert classify(url, cat).json()["results"][0]["label"] == "cat"
+
+
+def test_a_connection_that_sends_nothing_is_closed(url):
+    assert_silent_connection_closed(url, 1)
+    assert httpx.get(f"{url}/v2/health/live", timeout=10).status_code == 200
+
+
+def test_header_deadline_spares_healthy_keep_alive(url):
+    assert_keep_alive_outlives_header_deadline(url, 1)
+
+
+@pytest.mark.parametrize("parser", ["h11", "httptools"])
+def test_header_deadline_with_either_uvicorn_parser(parser):
+    """The same deadline on a bare uvicorn server with each parser (httptools when installed, else h11)."""
+    import uvicorn
+
+    from edgecls.serve import protocol
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    base = protocol.H11HeaderDeadline if parser == "h11" else protocol.HttpToolsHeaderDeadline
+    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off", log_level="warning",
+                            timeout_keep_alive=2, http=protocol.header_timeout_protocol(1, base=base))
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, "the uvicorn server")
+        url = f"http://127.0.0.1:{config.port}"
+        assert_header_deadline_cuts_a_trickle(url, 1)
+        assert_silent_connection_closed(url, 1)
+        assert_keep_alive_outlives_header_deadline(url, 1)
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 # --- /v1/model, /metrics, the page -------------------------------------------------------------------
@@ -620,6 +723,7 @@ def test_cli_usage_errors_are_one_line(tmp_path):
     assert_one_line_error(run_cli("serve", "--api-key-env", "EDGECLS_UNSET_VARIABLE_FOR_TEST"), "EDGECLS_UNSET")
     assert_one_line_error(run_cli("serve", str(tmp_path / "missing")), "does not exist")
     assert_one_line_error(run_cli("serve", "--max-batch", "0"), "--max-batch")
+    assert_one_line_error(run_cli("serve", "--header-timeout-s", "0"), "--header-timeout-s must be positive")
 
 
 def test_create_app_in_process(cat):

@@ -33,6 +33,8 @@ def serve_command(
     max_queue: Annotated[int, Opt(help="Images admitted but not answered; past it, 503 + Retry-After.")] = D.max_queue,
     max_body_mb: Annotated[float, Opt(help="Largest request body (413 past it).")] = D.max_body_mb,
     body_timeout_s: Annotated[float, Opt(help="A request body must arrive within this (408).")] = D.body_timeout_s,
+    header_timeout_s: Annotated[float, Opt(help="Request headers must arrive within this, counted from the "
+                                                "connect or the request's first byte.")] = D.header_timeout_s,
     keep_alive_s: Annotated[float, Opt(help="Idle keep-alive connections are closed after this.")] = D.keep_alive_s,
     api_key_env: Annotated[Optional[str], Opt(help="Environment variable holding the API key; then every route "
                                                    "but /v2/health/* needs `Authorization: Bearer <key>`.",
@@ -44,7 +46,8 @@ def serve_command(
 
     config = ServeConfig(model=model, backend=backend, device=device, threads=threads, host=host, port=port,
                          max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, max_body_mb=max_body_mb,
-                         body_timeout_s=body_timeout_s, keep_alive_s=keep_alive_s, api_key=_api_key(api_key_env))
+                         body_timeout_s=body_timeout_s, header_timeout_s=header_timeout_s, keep_alive_s=keep_alive_s,
+                         api_key=_api_key(api_key_env))
     try:
         serve(config.check())
     except UsageError:

@@ -21,6 +21,7 @@ class ServeConfig:
     max_queue: int = 256               # images admitted but not yet answered; past it, 503
     max_body_mb: float = 20.0
     body_timeout_s: float = 30.0       # a request body must arrive within this
+    header_timeout_s: float = 10.0     # request headers must arrive within this (from connect or first byte)
     keep_alive_s: float = 5.0          # idle keep-alive connections are closed after this
     decode_threads: int | None = None  # image decoding pool; None = one per core
     api_key: str | None = None         # when set, every route but health needs `Authorization: Bearer <key>`
@@ -40,7 +41,8 @@ class ServeConfig:
     def check(self) -> "ServeConfig":
         """One-line usage errors for settings that cannot work."""
         positive = {"--max-batch": self.max_batch, "--max-queue": self.max_queue, "--max-body-mb": self.max_body_mb,
-                    "--body-timeout-s": self.body_timeout_s, "--keep-alive-s": self.keep_alive_s}
+                    "--body-timeout-s": self.body_timeout_s, "--header-timeout-s": self.header_timeout_s,
+                    "--keep-alive-s": self.keep_alive_s}
         for flag, value in positive.items():
             if value <= 0:
                 raise UsageError(f"{flag} must be positive, got {value}")

@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from edgecls.runtime.classifier import DECODE_ERRORS, describe_decode_error
-from edgecls.runtime.preprocess import load_rgb, normalize, resize_for_model
+from edgecls.imageops import upright_rgb
+from edgecls.runtime.preprocess import DRAFT_MARGIN, normalize, resize_for_model
 from edgecls.spec import ModelSpec
 
 
@@ -22,28 +23,29 @@ class BadImage(ValueError):
 
 
 def decode_image(data: bytes, spec: ModelSpec) -> np.ndarray:
-    """float32 (1, 3, H, W), normalized as the model expects; BadImage for anything unusable."""
+    """float32 (1, 3, H, W), normalized as the model expects; BadImage for anything unusable.
+
+    The upload is opened once: its header answers the size check, then the same object decodes.
+    """
     if not data:
         raise BadImage("empty image (zero bytes)")
-    check_pixels(data)
     try:
-        pixels = resize_for_model(load_rgb(data, spec.input_size), spec)
+        with Image.open(io.BytesIO(data)) as img:
+            refuse_bomb(*img.size)
+            pixels = resize_for_model(upright_rgb(img, spec.input_size * DRAFT_MARGIN), spec)
+    except BadImage:
+        raise
     except DECODE_ERRORS as e:
         raise BadImage(describe_decode_error(e)) from None
     return normalize(pixels[None], spec)
 
 
-def check_pixels(data: bytes) -> None:
+def refuse_bomb(width: int, height: int) -> None:
     """Refuse decompression bombs from the header alone, at Pillow's warning limit rather than twice it.
 
     Pillow only refuses images over 2 x MAX_IMAGE_PIXELS; a server should not decode a 170-megapixel
     PNG that arrived as a few hundred kilobytes.
     """
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-    except DECODE_ERRORS as e:
-        raise BadImage(describe_decode_error(e)) from None
     limit = Image.MAX_IMAGE_PIXELS
     if limit and width * height > limit:
         raise BadImage(f"refused: {width}x{height} pixels is over the {limit} pixel limit (decompression bomb?)")

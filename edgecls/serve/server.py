@@ -12,6 +12,7 @@ from PIL import Image
 
 from .app import create_app
 from .config import ServeConfig
+from .protocol import header_timeout_protocol
 
 
 def serve(config: ServeConfig) -> None:
@@ -19,10 +20,11 @@ def serve(config: ServeConfig) -> None:
     model = app.state.slot.current
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, timeout_keep_alive=config.keep_alive_s,
                                log_level="warning", access_log=False, server_header=False,
-                               timeout_graceful_shutdown=None, lifespan="on")
+                               timeout_graceful_shutdown=None, lifespan="on",
+                               http=header_timeout_protocol(config.header_timeout_s, app.state.metrics))
     server = uvicorn.Server(uv_config)
     logging.getLogger("edgecls.serve").setLevel(logging.INFO)
-    # decode.check_pixels refuses these images itself; Pillow's warning would only repeat it on stderr.
+    # decode.refuse_bomb refuses these images itself; Pillow's warning would only repeat it on stderr.
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     print(f"edgecls serve: {model.name} ({model.classifier.choice.format} via {model.classifier.choice.engine}, "
           f"{model.classifier.choice.path}) on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
