@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -55,14 +54,17 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
-             spec: ModelSpec | None = None, device: str | None = None, precision: str = PINNED) -> "Classifier":
+             spec: ModelSpec | None = None, device: str | None = None, precision: str = PINNED,
+             throughput: bool = False) -> "Classifier":
         """``path``: an .onnx file, an OpenVINO .xml, or an export folder with manifest.json.
 
         Labels and preprocessing come from the model's own metadata; ``spec`` is only for
         models exported without it. ``device``: an OpenVINO device (CPU, GPU, NPU, AUTO) or an
         onnxruntime provider (cpu, cuda, …); ``precision="default"`` lets OpenVINO pick its own.
+        ``throughput=True``: many images will follow, so `auto` picks the engine that streams fastest
+        on this CPU rather than the one that starts fastest (see `auto_engines`).
         """
-        choice = choose_model(Path(path), backend, device)
+        choice = choose_model(Path(path), backend, device, throughput)
         engine = choice.open(threads, device, precision)
         stored = spec_from_metadata(engine.metadata)
         if stored is None and spec is None:
@@ -77,14 +79,23 @@ class Classifier:
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5, batch_size: int = 64,
                 workers: int | None = None) -> Prediction | list[Prediction]:
         """One input gives one Prediction, a list (or an NxHxWxC array) gives a list; bad inputs raise."""
-        single = not _is_many(images)
-        items = [images] if single else list(images)
+        if not _is_many(images):
+            return self._predict_one(images, top_k)
+        items = list(images)
         workers = 1 if len(items) == 1 else workers  # one image: a thread pool would only add latency
         results = list(self.classify(items, top_k=top_k, batch_size=batch_size, workers=workers))
         failures = [r for r in results if isinstance(r, Failure)]
         if failures:
             raise EdgeclsError(f"{failures[0].source}: {failures[0].error}")
-        return results[0] if single else results
+        return results
+
+    def _predict_one(self, image: ImageInput, top_k: int) -> Prediction:
+        """`predict` of one input without the streaming machinery: at batch 1 it costs as much as the engine's
+        own Python side."""
+        decoded = _decode_one(0, image, self.spec)
+        if isinstance(decoded, Failure):
+            raise EdgeclsError(f"{decoded.source}: {decoded.error}")
+        return self._run_batch([decoded], max(1, min(top_k, len(self.classes))))[0]
 
     def classify(self, items: Iterable[ImageInput], top_k: int = 5, batch_size: int = 64,
                  workers: int | None = None) -> Iterator[Prediction | Failure]:
@@ -152,6 +163,8 @@ def decode_in_order(items: Iterable[ImageInput], spec: ModelSpec, workers: int |
     if workers <= 1:
         yield from (_decode_one(n, item, spec) for n, item in numbered)
         return
+    from concurrent.futures import ThreadPoolExecutor  # here: a cold single-image `infer` never needs it
+
     with ThreadPoolExecutor(workers, thread_name_prefix="edgecls-decode") as pool:
         ahead: deque = deque()
         for n, item in numbered:
@@ -194,7 +207,7 @@ def rank(logits: np.ndarray, top_k: int | None = None) -> tuple[list[list[int]],
     A stable sort: exact ties, which INT8 logits have, go to the lower index, as ``argmax`` does.
     """
     order = np.argsort(-logits, axis=1, kind="stable")[:, :top_k]
-    return order.tolist(), np.take_along_axis(softmax(logits), order, axis=1).tolist()
+    return order.tolist(), softmax(logits)[np.arange(len(order))[:, None], order].tolist()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

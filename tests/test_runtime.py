@@ -13,6 +13,7 @@ from PIL import Image
 
 from edgecls.errors import EdgeclsError
 from edgecls.runtime import Classifier, Failure, ModelSpec
+from edgecls.runtime.model_files import choose_model
 from edgecls.trainer import load_checkpoint
 
 from .conftest import REPO, run_cli
@@ -60,6 +61,25 @@ def test_export_folder_prefers_int8(export_dir):
     clf = Classifier.load(export_dir)
     assert clf.choice.format == "onnx-int8" and clf.choice.engine == "onnxruntime"
     assert Classifier.load(export_dir, backend="openvino").choice.format == "openvino-int8"
+
+
+AVX2 = frozenset({"avx", "avx2", "fma"})
+VNNI = AVX2 | {"avx512f", "avx512_vnni"}
+
+
+@pytest.mark.parametrize("flags,throughput,engine,fmt", [
+    (AVX2, False, "onnxruntime", "onnx-int8"), (AVX2, True, "onnxruntime", "onnx-int8"),
+    (VNNI, False, "onnxruntime", "onnx-int8"), (VNNI, True, "openvino", "openvino-int8"),
+    (AVX2 | {"avx_vnni"}, True, "openvino", "openvino-int8"), (frozenset(), True, "onnxruntime", "onnx-int8"),
+])
+def test_auto_picks_the_engine_by_cpu_features_and_work(export_dir, flags, throughput, engine, fmt):
+    """README's rule: onnxruntime everywhere, except a stream of images on a CPU with int8 dot products."""
+    choice = choose_model(export_dir, "auto", throughput=throughput, flags=flags)
+    assert (choice.engine, choice.format) == (engine, fmt)
+    single = choose_model(manifest_entry(export_dir, "onnx-int8"), "auto", throughput=throughput, flags=flags)
+    assert single.engine == engine
+    named = choose_model(export_dir, "onnxruntime", throughput=throughput, flags=flags)
+    assert named.engine == "onnxruntime"  # a named backend is never second-guessed
 
 
 def test_int8_mostly_agrees_with_fp32(export_dir, cifar_dir):

@@ -59,14 +59,16 @@ def infer_command(
 ) -> None:
     """Classify images; exit 0 if all succeeded, 1 if some failed, 2 on usage errors."""
     from edgecls.runtime import Classifier, Failure
+    from edgecls.runtime.model_files import STREAM_IMAGES
 
+    found = collect_inputs(inputs)
+    skipped = f", {found.skipped} non-image files skipped" if found.skipped else ""
     try:
-        clf = Classifier.load(model_location(model), backend=backend, threads=threads, device=device)
+        clf = Classifier.load(model_location(model), backend=backend, threads=threads, device=device,
+                              throughput=len(found.paths) >= STREAM_IMAGES)
     except EdgeclsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)
-    found = collect_inputs(inputs)
-    skipped = f", {found.skipped} non-image files skipped" if found.skipped else ""
     if not found.paths:
         typer.echo(f"error: no images found in the given inputs{skipped}", err=True)
         raise typer.Exit(2)
