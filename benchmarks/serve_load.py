@@ -2,15 +2,18 @@
 
     python benchmarks/serve_load.py [--model DIR] [--duration 30] [--soak 60] [--server-arg=--threads=1 ...]
 
-This process is the (async, aiohttp) load generator; the server is a separate `python -m edgecls serve`
-process on 127.0.0.1. Every phase is bounded in time and count and talks only to that server:
+The server is a separate `python -m edgecls serve` process on 127.0.0.1; the load comes from this
+process (async aiohttp) or, for the throughput phases, from `wrk` when it is installed (apt-get install
+wrk): on a 2-core box the generator shares the server's cores, aiohttp took a quarter of one, wrk a
+few hundredths. Every phase is bounded in time and count and talks only to that server:
 
 1. in-process `Classifier.predict` throughput and single-image latency, same backend, same 32x32 PNGs;
 2. start-to-ready time (median of 3 starts) and idle server RSS;
 3. concurrency 1: median added latency of a request over in-process predict;
 4. 32 concurrent clients for --duration s: throughput vs in-process, p50/p99 latency, 5xx count;
 5. a --soak s run at concurrency 64 with 10% bad requests: zero 5xx, every good answer equal to the
-   in-process label, RSS after the soak vs after warm-up.
+   in-process label, RSS after the soak vs after warm-up;
+6. the HTTP side's own ceiling: phase 4 against the same server with its engine replaced by a constant.
 
 Prints a JSON report and a Markdown table with the targets of tracker issue 15.
 """
@@ -24,11 +27,13 @@ import json
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -44,6 +49,26 @@ from edgecls.bundle import reference_bundle  # noqa: E402
 from edgecls.runtime import Classifier  # noqa: E402
 
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10" / "test"
+WRK_SCRIPT = Path(__file__).with_name("serve_load_wrk.lua")
+# `edgecls serve` with the engine's answer replaced by a constant: what HTTP, decoding and batching cost alone.
+CONSTANT_ENGINE_SERVER = """
+import sys
+from pathlib import Path
+import numpy as np
+import edgecls.serve.server as server
+from edgecls.serve.config import ServeConfig
+
+real_create_app = server.create_app
+
+def constant_engine_app(config):
+    app = real_create_app(config)
+    classifier = app.state.slot.current.classifier
+    classifier.logits_from_input = lambda x: np.zeros((len(x), len(classifier.classes)), np.float32)
+    return app
+
+server.create_app = constant_engine_app
+server.serve(ServeConfig(model=Path(sys.argv[1]), port=int(sys.argv[2])))
+"""
 TARGETS = {"throughput_ratio_c32": 0.70, "p99_ms_c32": 50.0, "added_ms_c1": 2.0, "soak_rss_growth": 0.10,
            "idle_rss_mb": 200.0, "start_to_ready_s": 1.5}
 
@@ -85,12 +110,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: Path, server_args: list[str]) -> tuple[subprocess.Popen, str, float]:
+def start_server(model: Path, server_args: list[str], constant_engine: bool = False
+                 ) -> tuple[subprocess.Popen, str, float]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "edgecls", "serve", str(model), "--port", str(port), *server_args],
-                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd = ([sys.executable, "-c", CONSTANT_ENGINE_SERVER, str(model), str(port)] if constant_engine else
+           [sys.executable, "-m", "edgecls", "serve", str(model), "--port", str(port), *server_args])
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while time.perf_counter() - t0 < 60:
         if proc.poll() is not None:
             raise SystemExit(f"server exited with {proc.returncode}")
@@ -163,10 +190,35 @@ async def load(url: str, images: list[bytes], labels: list[str], concurrency: in
         elapsed = time.perf_counter() - start
     ms = np.array(latencies) * 1000
     good = sum(v for k, v in statuses.items() if k == 200)
-    return {"concurrency": concurrency, "seconds": elapsed, "requests": sum(statuses.values()), "ok": good,
+    return {"generator": "aiohttp", "concurrency": concurrency, "seconds": elapsed, "requests": sum(statuses.values()), "ok": good,
             "throughput_rps": good / elapsed, "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "status_counts": {str(k): v for k, v in sorted(statuses.items())},
             "5xx": sum(v for k, v in statuses.items() if k >= 500), "wrong_labels": wrong}
+
+
+def wrk_load(url: str, images: list[bytes], concurrency: int, seconds: float) -> dict | None:
+    """``concurrency`` connections posting images back to back for ``seconds``, driven by wrk (one C
+    thread); None where wrk is not installed. Labels are not checked here: the soak checks every answer."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        for n, data in enumerate(images):
+            Path(folder, f"{n:05d}.png").write_bytes(data)
+        out = subprocess.run([wrk, "-t1", f"-c{concurrency}", f"-d{round(seconds)}s", "--timeout", "10s",
+                              "-s", str(WRK_SCRIPT), url, "--", folder, str(len(images))],
+                             capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    line = next(line for line in out.splitlines() if line.startswith("EDGECLS-WRK "))
+    requests, ok, c4xx, c5xx, other, socket_errors = (int(v) for v in line.split()[1:7])
+    elapsed, p50, p99, _mean = (float(v) for v in line.split()[7:])
+    return {"generator": "wrk", "concurrency": concurrency, "seconds": elapsed, "requests": requests, "ok": ok,
+            "throughput_rps": ok / elapsed, "p50_ms": p50, "p99_ms": p99,
+            "status_counts": {"2xx": ok, "4xx": c4xx, "5xx": c5xx, "other": other, "socket errors": socket_errors},
+            "5xx": c5xx, "wrong_labels": None}
+
+
+def throughput_load(url: str, images: list[bytes], labels: list[str], concurrency: int, seconds: float) -> dict:
+    return wrk_load(url, images, concurrency, seconds) or asyncio.run(load(url, images, labels, concurrency, seconds))
 
 
 class CpuShare:
@@ -241,6 +293,7 @@ def run(args) -> dict:
         report.update(load_phases(url, proc.pid, images, labels, local, args))
     finally:
         report["exit_code"] = stop_server(proc)
+    report["http_ceiling"] = http_ceiling(args.model, images, labels, args.duration, local)
     return report
 
 
@@ -250,7 +303,7 @@ def load_phases(url: str, pid: int, images: list[bytes], labels: list[str], loca
     c1 = asyncio.run(load(url, images, labels, 1, args.c1_seconds, max_requests=args.c1_requests))
     c1 = {**c1, "added_ms_p50": c1["p50_ms"] - local["single_ms_p50"], "cpu": share.stop()}
     before, share = batch_stats(url), CpuShare(pid)
-    c32 = asyncio.run(load(url, images, labels, 32, args.duration))
+    c32 = throughput_load(url, images, labels, 32, args.duration)
     c32 = {**c32, "cpu": share.stop(), "mean_batch": mean_batch(before, batch_stats(url)),
            "vs_in_process": c32["throughput_rps"] / local["throughput_ips"]}
     asyncio.run(load(url, images, labels, 64, args.warmup, bad_share=0.1, seed=1))
@@ -258,6 +311,19 @@ def load_phases(url: str, pid: int, images: list[bytes], labels: list[str], loca
     soak = asyncio.run(load(url, images, labels, 64, args.soak, bad_share=0.1, seed=2))
     return {"c1": c1, "c32": c32, "soak": {**soak, "cpu": share.stop()}, "rss_after_warmup_mb": warm_rss,
             "rss_after_soak_mb": rss_mb(pid)}
+
+
+def http_ceiling(model: Path, images: list[bytes], labels: list[str], seconds: float, local: dict) -> dict:
+    """Phase 4 against the server with a constant for an engine: the most the HTTP side can carry here."""
+    proc, url, _ = start_server(model, [], constant_engine=True)
+    try:
+        throughput_load(url, images, labels, 32, 2)  # warm-up
+        share = CpuShare(proc.pid)
+        result = throughput_load(url, images, labels, 32, seconds)
+        result["cpu"] = share.stop()
+    finally:
+        stop_server(proc)
+    return {**result, "vs_in_process": result["throughput_rps"] / local["throughput_ips"]}
 
 
 def _flag(server_args: list[str], name: str, default):
@@ -270,12 +336,16 @@ def _flag(server_args: list[str], name: str, default):
 def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
     growth = r["rss_after_soak_mb"] / r["rss_after_warmup_mb"] - 1
     soak = r["soak"]
+    ceiling = r["http_ceiling"]
     return [
-        ("throughput at c=32 vs in-process", f"{r['c32']['throughput_rps']:.0f} req/s vs "
+        (f"throughput at c=32 ({r['c32']['generator']}) vs in-process", f"{r['c32']['throughput_rps']:.0f} req/s vs "
          f"{r['in_process']['throughput_ips']:.0f} img/s = {r['c32']['vs_in_process']:.0%} (mean batch "
          f"{r['c32']['mean_batch']:.1f}; in-process with the server's {r['served']['threads']} engine thread(s): "
          f"{r['in_process_server_threads']['throughput_ips']:.0f} img/s)", "≥ 70%",
          r["c32"]["vs_in_process"] >= TARGETS["throughput_ratio_c32"]),
+        ("… the HTTP side alone (engine replaced by a constant)", f"{ceiling['throughput_rps']:.0f} req/s = "
+         f"{ceiling['vs_in_process']:.0%} of in-process (server {ceiling['cpu']['server_cores']:.2f} cores, "
+         f"generator {ceiling['cpu']['load_generator_cores']:.2f})", "", True),
         ("p50 / p99 latency at c=32", f"{r['c32']['p50_ms']:.1f} / {r['c32']['p99_ms']:.1f} ms", "p99 ≤ 50 ms",
          r["c32"]["p99_ms"] <= TARGETS["p99_ms_c32"]),
         ("5xx at c=32", str(r["c32"]["5xx"]), "0", r["c32"]["5xx"] == 0),
@@ -295,7 +365,7 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
 
 def markdown(r: dict) -> str:
     rows = ["| what | measured | target | |", "|---|---|---|---|"]
-    rows += [f"| {w} | {m} | {t} | {'holds' if ok else '**misses**'} |" for w, m, t, ok in verdicts(r)]
+    rows += [f"| {w} | {m} | {t} | {('holds' if ok else '**misses**') if t else ''} |" for w, m, t, ok in verdicts(r)]
     other = {name: r[name]["cpu"]["other_processes_cores"] for name in ("c1", "c32", "soak")}
     other["in-process"] = max(r["in_process"]["other_processes_cores"],
                               r["in_process_server_threads"]["other_processes_cores"])

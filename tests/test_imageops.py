@@ -1,5 +1,8 @@
 """The Pillow resize/convert helpers against torchvision's evaluation transform."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -62,3 +65,15 @@ def test_exif_orientation_is_applied(tmp_path):
     assert out.size == (20, 40)
     arr = np.asarray(out).mean(2)
     assert arr[:20].mean() > 200 and arr[20:].mean() < 50  # the white half is now on top
+
+
+def test_listing_extensions_keeps_jpeg_first_in_pillows_open_order(cifar_dir):
+    """A fresh process that lists extensions before opening anything (as `infer DIR` does) must still try
+    JPEG before the header-less IM/IMT/IPTC parsers; measured: ~80 us per CIFAR JPEG otherwise."""
+    code = ("import sys; from PIL import Image; from edgecls.imageops import image_suffixes; image_suffixes()\n"
+            "jpeg = Image.ID.index('JPEG'); blind = [f for f in Image.ID[:jpeg] if Image.OPEN[f][1] is None]\n"
+            "print(jpeg, blind); assert '.tga' in image_suffixes() and not blind\n"
+            "assert Image.open(sys.argv[1]).format == 'JPEG'")
+    first = min((cifar_dir / "test" / "cat").iterdir())
+    result = subprocess.run([sys.executable, "-c", code, str(first)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

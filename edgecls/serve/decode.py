@@ -12,8 +12,8 @@ from concurrent.futures import Executor
 import numpy as np
 from PIL import Image
 
-from edgecls.runtime.classifier import DECODE_ERRORS, describe_decode_error
 from edgecls.imageops import upright_rgb
+from edgecls.runtime.classifier import DECODE_ERRORS, describe_decode_error
 from edgecls.runtime.preprocess import DRAFT_MARGIN, normalize, resize_for_model
 from edgecls.spec import ModelSpec
 
