@@ -236,8 +236,9 @@ class CpuShare:
         if self.server_pid is not None:
             stat = Path(f"/proc/{self.server_pid}/stat").read_text().rsplit(")", 1)[1].split()
             server = (int(stat[11]) + int(stat[12])) / tick
-        own = os.times()
-        return time.perf_counter(), busy / tick, server, own.user + own.system
+        own = os.times()  # children that ended count too: wrk, once subprocess.run has waited for it
+        client = own.user + own.system + own.children_user + own.children_system
+        return time.perf_counter(), busy / tick, server, client
 
     def stop(self) -> dict:
         end = self._sample()
