@@ -1,7 +1,7 @@
 """Training images/s: the edgecls loop vs a plain fp32 eager loop, interleaved in one run.
 
     python benchmarks/train_throughput.py --data ../shared/datasets/cifar10 [--models airbench resnet20]
-        [--compile]
+        [--compile] [--arch width=0.75]
 
 Every loop sees the same real CIFAR-10 images and the model's own recipe (batch size, augmentation);
 "plain" is fp32, NCHW, no autocast — what a hand-written loop does. ``--compile`` adds the edgecls
@@ -16,6 +16,7 @@ import statistics
 
 import torch
 
+from edgecls.cli.train import parse_arch
 from edgecls.spec import ModelSpec
 from edgecls.trainer.recipes import recipe_config
 from edgecls.trainer.data import load_data
@@ -24,10 +25,10 @@ from edgecls.trainer.loop import DeviceData, train_one_epoch
 from edgecls.trainer.policy import resolve_policy, set_cpu_threads
 
 
-def measure(model: str, policy, images: int, splits, batch_size: int | None) -> float:
+def measure(model: str, policy, images: int, splits, batch_size: int | None, arch: dict | None = None) -> float:
     train = splits.train.subset(images, seed=0)
     spec = ModelSpec(model, splits.classes, (0.49, 0.48, 0.45), (0.25, 0.24, 0.26), 32)
-    cfg = recipe_config(model, batch_size=batch_size).validate()
+    cfg = recipe_config(model, batch_size=batch_size, arch=arch).validate()
     bs = cfg.batch_size
     data = DeviceData.from_numpy(train.images, train.labels, spec.mean, spec.std, policy.device)
     parts = build_parts(cfg, spec, policy, len(data) // bs)
@@ -46,6 +47,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, help="default: each model's recipe")
     ap.add_argument("--compile", action="store_true", help="also time the edgecls loop under torch.compile")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--arch", type=parse_arch, help="model builder switches, as `edgecls train --arch`")
     args = ap.parse_args()
     threads = set_cpu_threads(None)
     splits = load_data(args.data, 32)
@@ -60,7 +62,7 @@ def main() -> None:
         runs = {name: [] for name in loops}
         for _ in range(args.repeats):
             for name, policy in loops.items():
-                runs[name].append(measure(model, policy, images, splits, args.batch_size))
+                runs[name].append(measure(model, policy, images, splits, args.batch_size, args.arch))
         med = {name: statistics.median(v) for name, v in runs.items()}
         plain, *others = med.values()
         print(f"| {model} | {' | '.join(f'{v:.0f} img/s' for v in med.values())} | "

@@ -90,8 +90,7 @@ class Classifier:
         return results
 
     def _predict_one(self, image: ImageInput, top_k: int) -> Prediction:
-        """`predict` of one input without the streaming machinery: at batch 1 it costs as much as the engine's
-        own Python side."""
+        """One input straight into a batch of one, without `classify`'s generators (batch-1 latency)."""
         decoded = _decode_one(0, image, self.spec)
         if isinstance(decoded, Failure):
             raise EdgeclsError(f"{decoded.source}: {decoded.error}")
