@@ -24,6 +24,7 @@ from edgecls.bundle import FORMATS, MANIFEST, TORCH
 from edgecls.cpu import instruction_sets
 from edgecls.extras import installed_extras
 from edgecls.runtime.benchmark import table_order
+from edgecls.runtime.model_files import choose_model
 from edgecls.runtime.engines import openvino_available
 
 from .conftest import REPO, assert_one_line_error, copy_subset, run_cli
@@ -162,6 +163,9 @@ def test_benchmark_backend_filter_and_markdown(export_dir, manifest):
     assert lines[0].startswith("| format | size | accuracy | agreement") and "img/s @64" in lines[0]
     assert len(lines) == 2 + len(expected_rows(manifest, "onnxruntime"))
     assert all(" n/a " in line.split("|")[3] for line in lines[2:])  # no --data: no accuracy
+    stream = choose_model(export_dir, throughput=True)  # this CPU's choice, by the README's rule
+    assert (f"auto picks here: onnx-int8 via onnxruntime (a few images), {stream.format} via {stream.engine} "
+            "(a stream of 5,000+)") in result.stderr
 
 
 def test_benchmark_bundle_without_golden_vectors(tmp_path):

@@ -73,6 +73,7 @@ def benchmark_command(
                                   batch_size, latency_runs, throughput_runs, check_images)
         rows = benchmark_bundle(opts, log=log)
         log(_agreement_note(rows))
+        log(_auto_note(model, device))
     else:
         _only_for("an export folder", backend=None if backend == "auto" else backend, device=device, threads=threads)
         if model is not None and model.is_dir():
@@ -92,6 +93,15 @@ def _only_for(kind: str, **given) -> None:
     named = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
     if named:
         raise UsageError(f"{', '.join(named)} {'is' if len(named) == 1 else 'are'} for {kind} only")
+
+
+def _auto_note(folder: Path, device: str | None) -> str:
+    """Which of the rows `--backend auto` runs on this CPU, so a user can see what to override."""
+    from edgecls.runtime.model_files import STREAM_IMAGES, choose_model
+
+    one, stream = (choose_model(folder, "auto", device, throughput) for throughput in (False, True))
+    return (f"auto picks here: {one.format} via {one.engine} (a few images), {stream.format} via {stream.engine} "
+            f"(a stream of {STREAM_IMAGES:,}+); --backend overrides")
 
 
 def _agreement_note(rows: list[dict]) -> str:
