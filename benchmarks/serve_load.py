@@ -4,8 +4,8 @@
 
 The server is a separate `python -m edgecls serve` process on 127.0.0.1; the load comes from this
 process (async aiohttp) or, for the throughput phases, from `wrk` when it is installed (apt-get install
-wrk): on a 2-core box the generator shares the server's cores, aiohttp took a quarter of one, wrk a
-few hundredths. Every phase is bounded in time and count and talks only to that server:
+wrk): on a 2-core box the generator shares the server's cores, and aiohttp answered slower and took
+more of them than wrk's one C thread. Every phase is bounded in time and count and talks only to that server:
 
 1. in-process `Classifier.predict` throughput and single-image latency, same backend, same 32x32 PNGs;
 2. start-to-ready time (median of 3 starts) and idle server RSS;
@@ -190,8 +190,9 @@ async def load(url: str, images: list[bytes], labels: list[str], concurrency: in
         elapsed = time.perf_counter() - start
     ms = np.array(latencies) * 1000
     good = sum(v for k, v in statuses.items() if k == 200)
-    return {"generator": "aiohttp", "concurrency": concurrency, "seconds": elapsed, "requests": sum(statuses.values()), "ok": good,
-            "throughput_rps": good / elapsed, "p50_ms": float(np.percentile(ms, 50)),
+    return {"generator": "aiohttp", "concurrency": concurrency, "seconds": elapsed,
+            "requests": sum(statuses.values()), "ok": good, "throughput_rps": good / elapsed,
+            "p50_ms": float(np.percentile(ms, 50)),
             "p99_ms": float(np.percentile(ms, 99)), "status_counts": {str(k): v for k, v in sorted(statuses.items())},
             "5xx": sum(v for k, v in statuses.items() if k >= 500), "wrong_labels": wrong}
 
@@ -218,6 +219,7 @@ def wrk_load(url: str, images: list[bytes], concurrency: int, seconds: float) ->
 
 
 def throughput_load(url: str, images: list[bytes], labels: list[str], concurrency: int, seconds: float) -> dict:
+    """wrk where installed (the cheapest generator, so the numbers are the server's), else aiohttp."""
     return wrk_load(url, images, concurrency, seconds) or asyncio.run(load(url, images, labels, concurrency, seconds))
 
 
