@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, read_manifest, runtime_preference, verify_files
+from edgecls.bundle import (FORMATS, FP32, INT8, ONNXRUNTIME, OPENVINO, read_manifest, runtime_preference,
+                            verify_files)
 from edgecls.cpu import has_vnni
 from edgecls.errors import EdgeclsError, UsageError
 
@@ -86,7 +87,7 @@ def choose_from_folder(folder: Path, engines: tuple[str, ...], device: str | Non
     verify_files(folder, manifest)
     by_format = {e["format"]: e for e in manifest.get("files", [])}
     explicit = len(engines) == 1
-    for precision in dict.fromkeys(FORMATS[fmt].precision for fmt, _ in runtime_preference()):
+    for precision in (INT8, FP32):
         for engine in engines:
             if not explicit and not _usable(engine, device):
                 continue

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from edgecls.errors import EdgeclsError
-from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb
+from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb, upright_rgb
 from edgecls.spec import ModelSpec
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
@@ -35,6 +35,11 @@ def load_rgb(item: ImageInput, size: int) -> Image.Image:
         return _array_to_rgb(item)
     path = Path(item)
     return open_rgb(path, draft_size=size * DRAFT_MARGIN)
+
+
+def decode_opened(img: Image.Image, size: int) -> Image.Image:
+    """An image already opened (its header read) decoded as `load_rgb` decodes a file or bytes."""
+    return upright_rgb(img, draft_size=size * DRAFT_MARGIN)
 
 
 def _array_to_rgb(arr: np.ndarray) -> Image.Image:

@@ -12,9 +12,8 @@ from concurrent.futures import Executor
 import numpy as np
 from PIL import Image
 
-from edgecls.imageops import upright_rgb
 from edgecls.runtime.classifier import DECODE_ERRORS, describe_decode_error
-from edgecls.runtime.preprocess import DRAFT_MARGIN, normalize, resize_for_model
+from edgecls.runtime.preprocess import decode_opened, normalize, resize_for_model
 from edgecls.spec import ModelSpec
 
 
@@ -32,7 +31,7 @@ def decode_image(data: bytes, spec: ModelSpec) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as img:
             refuse_bomb(*img.size)
-            pixels = resize_for_model(upright_rgb(img, spec.input_size * DRAFT_MARGIN), spec)
+            pixels = resize_for_model(decode_opened(img, spec.input_size), spec)
     except BadImage:
         raise
     except DECODE_ERRORS as e:
