@@ -3,7 +3,8 @@
 A batch closes when it holds ``max_batch`` images, or when nothing more is on its way: requests that
 were admitted but are still being read or decoded (`arriving`) are waited for, at most ``max_wait_s``.
 So a lone request never waits, and under load the batch grows while the engine is busy. A single
-image is decoded in the decode pool and queued from there, without a trip back through the event loop.
+image too large to decode on the event loop is decoded in the decode pool and queued from there,
+without a trip back through the event loop.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
-from .decode import decode_image
+from .decode import decode_upload, decodes_inline, open_upload
 from .errors import ApiError
 from .metrics import Metrics
 from .scoring import Scored, score
@@ -82,11 +84,11 @@ class Batcher:
                 self.metrics.queue_depth.set(self._queued)
             self._cond.notify()
 
-    def _decode_and_queue(self, model: "ServedModel", data: bytes, future: asyncio.Future,
+    def _decode_and_queue(self, model: "ServedModel", img: Image.Image, future: asyncio.Future,
                           loop: asyncio.AbstractEventLoop) -> None:
         """In the decode pool: the decoded image joins the queue, or the request learns why it cannot."""
         try:
-            x = decode_image(data, model.classifier.spec)
+            x = decode_upload(img, model.classifier.spec)
         except Exception as e:  # BadImage, or a bug: either way the request must get an answer
             self._leave(None)
             loop.call_soon_threadsafe(_fail, future, e)
@@ -157,12 +159,16 @@ class Ticket:
             self._batcher._leave(None)
 
     async def submit_image(self, pool: Executor, model: "ServedModel", data: bytes) -> Scored:
-        """Decode ``data`` in ``pool`` and queue it from there: no trip back through the event loop between
-        decoding and batching. Raises BadImage for an unusable image."""
+        """`submit` the image ``data`` holds: a small one decoded here, a larger one in ``pool`` and queued
+        from there (no trip back through the event loop between decoding and batching). Raises BadImage
+        for an unusable image."""
+        img = open_upload(data)
+        if decodes_inline(img):
+            return await self.submit(model, decode_upload(img, model.classifier.spec))
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._open = False
-        pool.submit(self._batcher._decode_and_queue, model, data, future, loop)
+        pool.submit(self._batcher._decode_and_queue, model, img, future, loop)
         return await future
 
     async def submit(self, model: "ServedModel", x: np.ndarray) -> Scored:

@@ -14,6 +14,11 @@ from .app import create_app
 from .config import ServeConfig
 from .protocol import header_timeout_protocol
 
+# The engine thread needs the GIL for a moment before and after each engine call; at Python's default
+# 5 ms switch interval it waits that long while the event loop keeps the GIL busy. Measured at 32
+# clients: 0.1 ms served ~14% more requests than 5 ms, 2 ms and 0.5 ms sat between.
+SWITCH_INTERVAL_S = 0.0001
+
 
 def serve(config: ServeConfig) -> None:
     app = create_app(config)
@@ -30,6 +35,7 @@ def serve(config: ServeConfig) -> None:
           f"{model.classifier.choice.path}) on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
     # uvicorn re-raises the signal it stopped on once it is done; by then the shutdown was clean, so exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     server.run()
     if not server.started:
         raise SystemExit(1)
