@@ -31,7 +31,7 @@ log = logging.getLogger("edgecls.serve")
 
 ROUTES = [
     Route("/", page.page),
-    Route("/v1/classify", classify.classify, methods=["POST"]),
+    Route("/v1/classify", classify.Classify(), methods=["POST"]),
     Route("/v1/model", admin.model_info),
     Route("/v1/reload", admin.reload, methods=["POST"]),
     Route("/metrics", admin.metrics),

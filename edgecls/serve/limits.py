@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 from .errors import send_error
 from .metrics import Metrics
@@ -37,15 +36,12 @@ class BodyLimits:
         if declared is not None and declared > self.max_bytes:
             return await self._refuse(send, BodyTooLarge())
         state = {"read": 0, "done": False, "started": False}
-        deadline = time.monotonic() + self.timeout_s
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def limited_receive():
             if state["done"]:
                 return await receive()
-            try:
-                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
-            except asyncio.TimeoutError:
-                raise BodyTimeout() from None
+            message = await _receive_by(deadline, receive)
             if message["type"] == "http.request":
                 state["read"] += len(message.get("body", b""))
                 if state["read"] > self.max_bytes:
@@ -73,6 +69,33 @@ class BodyLimits:
             self.metrics.error("body_timeout")
             await send_error(send, 408, f"request body not received within {self.timeout_s:g} s",
                              {"Connection": "close"})
+
+
+async def _receive_by(deadline: float, receive):
+    """``receive()``, or BodyTimeout once the loop's clock passes ``deadline``.
+
+    A timer that cancels this task, as asyncio.timeout does (Python 3.11+): asyncio.wait_for would run
+    every receive in a task of its own, which cost a twentieth of a small image's time in the server.
+    """
+    task = asyncio.current_task()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_at(deadline, expire)
+    try:
+        return await receive()
+    except asyncio.CancelledError:
+        if not expired:
+            raise
+        if hasattr(task, "uncancel"):  # Python 3.11+: this cancellation was ours, and ends here
+            task.uncancel()
+        raise BodyTimeout() from None
+    finally:
+        timer.cancel()
 
 
 def _content_length(scope) -> int | None:
