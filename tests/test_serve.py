@@ -253,6 +253,28 @@ def test_multipart_several_images_with_one_bad(url, cifar_dir, reference):
     assert [rows[0]["label"], rows[2]["label"]] == [p.label for p in reference.predict([d for _, d in good])]
 
 
+def test_large_uploads_decode_in_the_pool_and_answer_alike(url, cat, reference):
+    """Small images decode on the event loop, larger ones in the decode pool: both answer as the runtime."""
+    from edgecls.serve.decode import decodes_inline, open_upload
+
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(cat)).resize((400, 300), Image.BICUBIC).save(buf, "PNG")
+    large = buf.getvalue()
+    assert decodes_inline(open_upload(cat)) and not decodes_inline(open_upload(large))
+    for data, content_type in ((cat, "image/jpeg"), (large, "image/png")):
+        row = classify(url, data, content_type, params={"top_k": 10}).json()["results"][0]
+        want = reference.predict(data, top_k=10)
+        assert row["label"] == want.label
+        np.testing.assert_allclose([p for _, p in sorted(row["top_k"])], [p for _, p in sorted(want.top_k)],
+                                   atol=1e-5)
+    files = [("files", ("large.png", large, "image/png")), ("files", ("cut.png", large[:2000], "image/png")),
+             ("files", ("cat.jpg", cat, "image/jpeg"))]
+    rows = httpx.post(f"{url}/v1/classify", files=files, timeout=60).json()["results"]
+    assert [r.get("label") for r in rows] == [reference.predict(large).label, None, reference.predict(cat).label]
+    assert "runcated" in rows[1]["error"]
+    assert_json_error(classify(url, large[:2000], "image/png"), 422, "runcated")
+
+
 def test_concurrent_requests_are_batched_and_equal_to_predict(url, cifar_dir, reference):
     images = images_of(cifar_dir, 8)  # 80 real test images
     before_sum, before_count = metric(url, "edgecls_batch_size_sum"), metric(url, "edgecls_batch_size_count")

@@ -1,8 +1,8 @@
 """POST /v1/classify: images in (one raw body, or several as multipart), `edgecls infer --json` rows out.
 
 The busiest route, so it is a plain ASGI endpoint: it reads the body and writes the JSON itself
-instead of building Starlette's Request and JSONResponse for every image (measured: ~15% more
-requests per second at 32 clients). Errors are still raised as ApiError for the app's handler.
+instead of building Starlette's Request and JSONResponse for every image (measured in-process:
+~7% less event-loop CPU per 32x32 PNG). Errors are still raised as ApiError for the app's handler.
 """
 
 from __future__ import annotations

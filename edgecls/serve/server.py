@@ -23,9 +23,10 @@ SWITCH_INTERVAL_S = 0.0001
 def serve(config: ServeConfig) -> None:
     app = create_app(config)
     model = app.state.slot.current
+    # proxy_headers off: nothing here reads the client's address or scheme, so X-Forwarded-* would only cost time.
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, timeout_keep_alive=config.keep_alive_s,
                                log_level="warning", access_log=False, server_header=False,
-                               timeout_graceful_shutdown=None, lifespan="on",
+                               timeout_graceful_shutdown=None, lifespan="on", proxy_headers=False,
                                http=header_timeout_protocol(config.header_timeout_s, app.state.metrics))
     server = uvicorn.Server(uv_config)
     logging.getLogger("edgecls.serve").setLevel(logging.INFO)
