@@ -456,9 +456,9 @@ def test_header_deadline_with_either_uvicorn_parser(parser):
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    base = protocol.H11HeaderDeadline if parser == "h11" else protocol.HttpToolsHeaderDeadline
+    base = protocol.H11ServeProtocol if parser == "h11" else protocol.HttpToolsServeProtocol
     config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), lifespan="off", log_level="warning",
-                            timeout_keep_alive=2, http=protocol.header_timeout_protocol(1, base=base))
+                            timeout_keep_alive=2, http=protocol.serve_protocol(1, base=base))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -763,3 +763,38 @@ def test_create_app_in_process(cat):
 
     ready, answer = asyncio.run(use())
     assert ready == {"ready": True} and answer["results"][0]["label"] == "cat"
+
+
+def test_writes_of_one_loop_turn_leave_as_one_send():
+    """uvicorn writes a response's head and body separately; the served protocol joins them into one send."""
+    from edgecls.serve.protocol import _JoinedWrites
+
+    class Recorder:
+        def __init__(self):
+            self.sent, self.closed = [], False
+
+        def write(self, data):
+            self.sent.append(data)
+
+        def close(self):
+            self.closed = True
+
+        def get_extra_info(self, name):
+            return f"info:{name}"
+
+    async def turns():
+        real = Recorder()
+        joined = _JoinedWrites(real, asyncio.get_running_loop())
+        joined.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        joined.write(b"body")
+        during = list(real.sent)
+        await asyncio.sleep(0)
+        after_turn = list(real.sent)
+        joined.write(b"last")
+        joined.close()
+        return during, after_turn, real, joined.get_extra_info("peername")
+
+    during, after_turn, real, info = asyncio.run(turns())
+    assert during == [] and after_turn == [b"HTTP/1.1 200 OK\r\n\r\nbody"]
+    assert real.sent[-1] == b"last" and real.closed  # close sends what waits first
+    assert info == "info:peername"  # everything else is the real transport's

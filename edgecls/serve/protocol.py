@@ -1,8 +1,13 @@
-"""A deadline for request headers, which uvicorn lacks: it bounds idle keep-alive connections (and BodyLimits
-bounds bodies), but a client that connects and sends nothing, or trickles header bytes, would hold a
-connection for ever.
+"""uvicorn's HTTP protocol (either parser) with two things `edgecls serve` adds.
 
-The clock starts when a connection is made and when the first byte of a later request on a keep-alive
+One send per response: uvicorn writes a response's head and its body as two writes, each a send()
+on the socket. Writes made in one turn of the event loop are joined and leave together at its end.
+Measured with the engine replaced by a constant at 32 clients: ~10% less event-loop CPU per small
+request (267-314 against 329-342 us).
+
+A deadline for request headers, which uvicorn lacks: it bounds idle keep-alive connections (and BodyLimits
+bounds bodies), but a client that connects and sends nothing, or trickles header bytes, would hold a
+connection for ever. The clock starts when a connection is made and when the first byte of a later request on a keep-alive
 connection arrives (between requests, uvicorn's keep-alive timeout governs); it stops when the headers
 are complete. When it runs out the connection is closed, after a one-line 408 if part of a request
 arrived and no response is under way.
@@ -22,6 +27,42 @@ try:
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 except ImportError:  # no httptools: uvicorn's h11 parser
     HttpToolsProtocol = None
+
+
+class _JoinedWrites:
+    """A transport whose writes wait for the end of the loop's turn and then leave as one; the rest is the
+    real transport's. Closing sends what is waiting first."""
+
+    __slots__ = ("_transport", "_loop", "_waiting")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop):
+        self._transport = transport
+        self._loop = loop
+        self._waiting: list[bytes] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._waiting is None:
+            self._waiting = [data]
+            self._loop.call_soon(self.flush)
+        else:
+            self._waiting.append(data)
+
+    def flush(self) -> None:
+        waiting, self._waiting = self._waiting, None
+        if waiting:
+            self._transport.write(b"".join(waiting))
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+class _OneSendPerResponse:
+    def connection_made(self, transport) -> None:
+        super().connection_made(_JoinedWrites(transport, asyncio.get_running_loop()))
 
 
 class _HeaderDeadline:
@@ -78,7 +119,7 @@ def _timeout_response(timeout_s: float) -> bytes:
     return head + body
 
 
-class H11HeaderDeadline(_HeaderDeadline, H11Protocol):
+class H11ServeProtocol(_OneSendPerResponse, _HeaderDeadline, H11Protocol):
     """h11 has no message-begin callback, so its state is read after every feed and after every response."""
 
     def data_received(self, data: bytes) -> None:
@@ -99,7 +140,7 @@ class H11HeaderDeadline(_HeaderDeadline, H11Protocol):
 
 
 if HttpToolsProtocol is not None:
-    class HttpToolsHeaderDeadline(_HeaderDeadline, HttpToolsProtocol):
+    class HttpToolsServeProtocol(_OneSendPerResponse, _HeaderDeadline, HttpToolsProtocol):
         """httptools calls on_message_begin at a request's first byte and on_headers_complete at its end."""
 
         def on_message_begin(self) -> None:
@@ -110,11 +151,11 @@ if HttpToolsProtocol is not None:
             self._headers_done()
             super().on_headers_complete()
 
-    DEFAULT_BASE: type = HttpToolsHeaderDeadline
+    DEFAULT_BASE: type = HttpToolsServeProtocol
 else:
-    DEFAULT_BASE = H11HeaderDeadline
+    DEFAULT_BASE = H11ServeProtocol
 
 
-def header_timeout_protocol(timeout_s: float, metrics: Metrics | None = None, base: type = DEFAULT_BASE) -> type:
+def serve_protocol(timeout_s: float, metrics: Metrics | None = None, base: type = DEFAULT_BASE) -> type:
     """The protocol class for `uvicorn.Config(http=...)`, with this server's timeout and metrics bound."""
     return type(base.__name__, (base,), {"header_timeout_s": timeout_s, "metrics": metrics})

@@ -12,7 +12,7 @@ from PIL import Image
 
 from .app import create_app
 from .config import ServeConfig
-from .protocol import header_timeout_protocol
+from .protocol import serve_protocol
 
 # The engine thread needs the GIL for a moment before and after each engine call; at Python's default
 # 5 ms switch interval it waits that long while the event loop keeps the GIL busy. Measured at 32
@@ -27,7 +27,7 @@ def serve(config: ServeConfig) -> None:
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, timeout_keep_alive=config.keep_alive_s,
                                log_level="warning", access_log=False, server_header=False,
                                timeout_graceful_shutdown=None, lifespan="on", proxy_headers=False,
-                               http=header_timeout_protocol(config.header_timeout_s, app.state.metrics))
+                               http=serve_protocol(config.header_timeout_s, app.state.metrics))
     server = uvicorn.Server(uv_config)
     logging.getLogger("edgecls.serve").setLevel(logging.INFO)
     # decode.refuse_bomb refuses these images itself; Pillow's warning would only repeat it on stderr.
