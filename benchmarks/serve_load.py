@@ -350,7 +350,8 @@ def verdicts(r: dict) -> list[tuple[str, str, str, bool]]:
     return [
         (f"throughput at c=32 ({r['c32']['generator']}) vs in-process", f"{r['c32']['throughput_rps']:.0f} req/s vs "
          f"{r['in_process']['throughput_ips_bracketing_c32']:.0f} img/s = {r['c32']['vs_in_process']:.0%} (in-process "
-         f"{r['in_process']['throughput_ips']:.0f} before, {r['in_process']['throughput_ips_after_c32']:.0f} after; mean batch "
+         f"{r['in_process']['throughput_ips']:.0f} before, {r['in_process']['throughput_ips_after_c32']:.0f} after; "
+         f"mean batch "
          f"{r['c32']['mean_batch']:.1f}; in-process with the server's {r['served']['threads']} engine thread(s): "
          f"{r['in_process_server_threads']['throughput_ips']:.0f} img/s)", "≥ 70%",
          r["c32"]["vs_in_process"] >= TARGETS["throughput_ratio_c32"]),

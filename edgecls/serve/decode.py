@@ -20,8 +20,8 @@ from edgecls.runtime.classifier import DECODE_ERRORS, describe_decode_error
 from edgecls.runtime.preprocess import decode_opened, normalize, resize_for_model
 from edgecls.spec import ModelSpec
 
-# Images up to this many pixels decode on the event loop. A 32x32 PNG costs ~90 us of CPU decoded
-# there, and about twice that through the pool under 32 concurrent clients (benchmarks/serve_load.py).
+# Images up to this many pixels decode on the event loop. A 32x32 PNG costs ~90-110 us of CPU decoded
+# there; through the pool, under 32 concurrent clients, its two threads took ~260 us per request.
 INLINE_PIXELS = 128 * 128
 
 
@@ -54,10 +54,6 @@ def decode_upload(img: Image.Image, spec: ModelSpec) -> np.ndarray:
     with img, _as_bad_image():
         pixels = resize_for_model(decode_opened(img, spec.input_size), spec)
     return normalize(pixels[None], spec)
-
-
-def decode_image(data: bytes, spec: ModelSpec) -> np.ndarray:
-    return decode_upload(open_upload(data), spec)
 
 
 def decodes_inline(img: Image.Image) -> bool:

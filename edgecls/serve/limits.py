@@ -74,8 +74,8 @@ class BodyLimits:
 async def _receive_by(deadline: float, receive):
     """``receive()``, or BodyTimeout once the loop's clock passes ``deadline``.
 
-    A timer that cancels this task, as asyncio.timeout does (Python 3.11+): asyncio.wait_for would run
-    every receive in a task of its own, which cost a twentieth of a small image's time in the server.
+    A timer that cancels this task, as asyncio.timeout does (Python 3.11+): asyncio.wait_for runs every
+    receive in a task of its own, ~11 us more per request (of ~300 us on the loop for a small image).
     """
     task = asyncio.current_task()
     expired = False

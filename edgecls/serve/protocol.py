@@ -5,12 +5,12 @@ on the socket. Writes made in one turn of the event loop are joined and leave to
 Measured with the engine replaced by a constant at 32 clients: ~10% less event-loop CPU per small
 request (267-314 against 329-342 us).
 
-A deadline for request headers, which uvicorn lacks: it bounds idle keep-alive connections (and BodyLimits
-bounds bodies), but a client that connects and sends nothing, or trickles header bytes, would hold a
-connection for ever. The clock starts when a connection is made and when the first byte of a later request on a keep-alive
-connection arrives (between requests, uvicorn's keep-alive timeout governs); it stops when the headers
-are complete. When it runs out the connection is closed, after a one-line 408 if part of a request
-arrived and no response is under way.
+A deadline for request headers, which uvicorn lacks: it bounds idle keep-alive connections (and
+BodyLimits bounds bodies), but a client that connects and sends nothing, or trickles header bytes,
+would hold a connection for ever. The clock starts when a connection is made and when the first
+byte of a later request on a keep-alive connection arrives (between requests, uvicorn's keep-alive
+timeout governs); it stops when the headers are complete. When it runs out the connection is closed,
+after a one-line 408 if part of a request arrived and no response is under way.
 """
 
 from __future__ import annotations
