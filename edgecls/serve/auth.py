@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 
+from .asgi import header
 from .errors import send_error
 from .metrics import Metrics
 
@@ -21,8 +22,7 @@ class BearerAuth:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
             return await self.app(scope, receive, send)
-        given = next((v for k, v in scope["headers"] if k == b"authorization"), b"")
-        if hmac.compare_digest(given, self.expected):
+        if hmac.compare_digest(header(scope, b"authorization"), self.expected):
             return await self.app(scope, receive, send)
         self.metrics.error("unauthorized")
         await send_error(send, 401, "missing or wrong API key: send `Authorization: Bearer <key>`",

@@ -16,6 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from edgecls.runtime import Failure
 from edgecls.runtime.rows import failure_row, prediction_row
 
+from .asgi import header
 from .batching import Ticket
 from .decode import BadImage, decode_all
 from .errors import ApiError, send_json
@@ -30,7 +31,7 @@ class Classify:
     async def __call__(self, scope, receive, send) -> None:
         state = scope["app"].state
         top_k = _top_k(scope["query_string"])
-        kind = _body_kind(_header(scope, b"content-type"))
+        kind = _body_kind(header(scope, b"content-type").decode("latin-1"))
         model = state.slot.current
         started = time.perf_counter()
         with state.batcher.admit() as ticket:
@@ -91,10 +92,6 @@ def _body_kind(content_type: str) -> str:
         return "multipart"
     raise ApiError(415, "unsupported_media", f"Content-Type {media or '(none)'} is not supported: send one image "
                                              "as image/* or several as multipart/form-data")
-
-
-def _header(scope, name: bytes) -> str:
-    return next((value.decode("latin-1") for key, value in scope["headers"] if key == name), "")
 
 
 async def _body(receive) -> bytes:

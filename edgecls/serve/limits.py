@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from .asgi import header
 from .errors import send_error
 from .metrics import Metrics
 
@@ -99,10 +100,7 @@ async def _receive_by(deadline: float, receive):
 
 
 def _content_length(scope) -> int | None:
-    for key, value in scope["headers"]:
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    try:
+        return int(header(scope, b"content-length"))
+    except ValueError:  # absent (b"") or not a number
+        return None

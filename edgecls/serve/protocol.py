@@ -62,7 +62,7 @@ class _JoinedWrites:
 
 class _OneSendPerResponse:
     def connection_made(self, transport) -> None:
-        super().connection_made(_JoinedWrites(transport, asyncio.get_running_loop()))
+        super().connection_made(_JoinedWrites(transport, self.loop))
 
 
 class _HeaderDeadline:
