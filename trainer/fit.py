@@ -83,11 +83,12 @@ def data_init_sample(data: DeviceData, seed: int) -> torch.Tensor:
 
 
 def build_parts(cfg: TrainConfig, spec: ModelSpec, policy: ExecPolicy, steps_per_epoch: int,
-                arch: dict | None = None, init: InitWeights | None = None, sync_bn: bool = False,
+                init: InitWeights | None = None, sync_bn: bool = False,
                 init_data: DeviceData | None = None) -> StepParts:
-    """``init_data``: the training images, for models whose first layer is set from data."""
+    """The model as ``cfg`` describes it (`model_kwargs`: its --arch switches too) and what trains it.
+    ``init_data``: the training images, for models whose first layer is set from data."""
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.model, spec.num_classes, **(arch or {}))
+    model = build_model(cfg.model, spec.num_classes, **model_kwargs(cfg, init))
     if init is not None:
         load_backbone(model, init)
     elif init_data is not None and hasattr(model, "init_from_data"):
@@ -210,7 +211,7 @@ def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
         f"{policy.describe()}, {threads} threads{processes}, out {out}")
     writer = make_tensorboard(out) if cfg.tensorboard and world.main else None
     arch = model_kwargs(cfg, init)
-    parts = build_parts(cfg, spec, policy, steps, arch, init, sync_bn=cfg.sync_bn and world.active,
+    parts = build_parts(cfg, spec, policy, steps, init, sync_bn=cfg.sync_bn and world.active,
                         init_data=train_data)
     run = Run(cfg, spec, policy, parts, train_data, test_data, out, log, arch, writer=writer, world=world)
     if parts.freeze is not None:
