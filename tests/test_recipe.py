@@ -7,16 +7,20 @@ import pytest
 import torch
 from PIL import Image
 
+from edgecls.spec import ModelSpec
 from edgecls.trainer import read_checkpoint
 from edgecls.trainer.config import TrainConfig
+from edgecls.trainer.fit import build_parts, model_kwargs
+from edgecls.trainer.init_weights import file_weights, load_backbone
 from edgecls.trainer.lookahead import EVERY, MAX_DECAY, Lookahead, lookahead_decay
 from edgecls.trainer.loop import tta_logits
 from edgecls.trainer.models import build_model
 from edgecls.trainer.models.airbench import WHITEN_EPS, AirbenchNet
 from edgecls.trainer.optim import TRIANGLE, lr_factor, make_optimizer
+from edgecls.trainer.policy import resolve_policy
 from edgecls.trainer.recipes import DEFAULT_MODEL, RECIPES, recipe_config
 
-from .conftest import CIFAR, assert_one_line_error, kill_and_resume, run_cli, train_on
+from .conftest import CIFAR, REPO, assert_one_line_error, kill_and_resume, run_cli, train_on
 
 AIRBENCH_RUN = ["--model", "airbench", "--batch-size", "256", "--limit-train", "4096", "--limit-test", "500",
                 "--device", "cpu", "--seed", "3", "--threads", "2", "--arch", "width=0.5"]
@@ -70,6 +74,25 @@ def test_bn_settings_and_width():
     assert not bn.weight.requires_grad and bn.bias.requires_grad
     assert AirbenchNet(10, frozen_bn_scale=False).layer1.norm1.weight.requires_grad
     assert build_model("airbench", 10)(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_build_parts_builds_the_configured_width():
+    """What benchmarks time is the model `edgecls train --arch` trains (train_throughput once timed full width)."""
+    spec = ModelSpec("airbench", tuple("abcdefghij"), (0.5,) * 3, (0.25,) * 3, 32)
+    policy = resolve_policy("cpu", "fp32", channels_last=False)
+    widths = {w: build_parts(recipe_config("airbench", arch={"width": w}), spec, policy, 10).model.layer2.conv1
+              for w in (0.5, 1.0)}
+    assert (widths[0.5].out_channels, widths[1.0].out_channels) == (128, 256)
+
+
+def test_init_from_a_checkpoint_builds_its_width():
+    """The shipped airbench.pt is full width; the recipe's narrower default must not apply to its weights."""
+    init = file_weights(REPO / "artifacts" / "reference" / "airbench" / "airbench.pt")
+    cfg = recipe_config(None, init="airbench.pt")
+    assert cfg.arch["width"] != 1.0 and init.arch == {}
+    model = build_model(cfg.model, 10, **model_kwargs(cfg, init))
+    load_backbone(model, init)  # raises on any shape mismatch
+    assert model.layer2.conv1.out_channels == 256
 
 
 def test_triangle_schedule_shape():
@@ -132,6 +155,9 @@ def test_recipe_fills_only_what_the_user_left_out():
     recipe = RECIPES["airbench"]
     assert (cfg.epochs, cfg.lr, cfg.batch_size) == (3, recipe["lr"], recipe["batch_size"])
     assert cfg.augment.crop_padding == recipe["augment"].crop_padding and cfg.augment.flip == "random"
+    assert cfg.arch == {"width": 0.75}
+    assert recipe_config(None, arch={"whiten": False}).arch == {"width": 0.75, "whiten": False}
+    assert recipe_config(None, arch={"width": 1.0}).arch == {"width": 1.0}
     classic = recipe_config("resnet20").validate()
     assert classic.to_dict() == TrainConfig(model="resnet20").validate().to_dict()
     assert TrainConfig.from_dict({**classic.to_dict(), "tta": True}).tta == "flip"  # old checkpoints

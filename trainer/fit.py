@@ -66,8 +66,10 @@ def build_spec(cfg: TrainConfig, splits: DataSplits, init: InitWeights | None = 
 
 
 def model_kwargs(cfg: TrainConfig, init: InitWeights | None) -> dict:
-    """Builder arguments that change the architecture; checkpoints store them to rebuild it."""
-    kwargs = {**cfg.arch, "head": cfg.head_kind}
+    """Builder arguments that change the architecture; checkpoints store them to rebuild it. Starting
+    weights from an edgecls checkpoint bring the switches they were trained with (they fit no others)."""
+    arch = init.arch if init is not None and init.arch is not None else cfg.arch
+    kwargs = {**arch, "head": cfg.head_kind}
     if get_entry(cfg.model).family == "torchvision-resnet":
         kwargs["stem"] = init.stem if init is not None and init.stem else "cifar"
     return kwargs

@@ -29,6 +29,7 @@ class InitWeights:
     mean: tuple[float, float, float] | None  # None: use the dataset's statistics
     std: tuple[float, float, float] | None
     source: str
+    arch: dict | None = None  # an edgecls checkpoint's builder switches (width, ...): its weights fit only them
 
 
 def imagenet_weights(model: str) -> InitWeights:
@@ -56,9 +57,10 @@ def file_weights(path: str | Path) -> InitWeights:
         raise EdgeclsError(f"--init {path}: no such file (or use --init imagenet)")
     payload = load_weights_only(path, "checkpoint or state_dict for --init")
     if isinstance(payload, dict) and payload.get("format") == CHECKPOINT_FORMAT:
-        spec = payload["spec"]
-        stem = payload.get("model_kwargs", {}).get("stem")
-        return InitWeights(_without_head(payload["state_dict"]), stem, tuple(spec["mean"]), tuple(spec["std"]), str(path))
+        spec, kwargs = payload["spec"], dict(payload.get("model_kwargs", {}))
+        kwargs.pop("head", None)
+        return InitWeights(_without_head(payload["state_dict"]), kwargs.pop("stem", None), tuple(spec["mean"]),
+                           tuple(spec["std"]), str(path), kwargs)
     if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
         conv1 = payload.get("conv1.weight")
         stem = None if conv1 is None else ("imagenet" if conv1.shape[-1] == 7 else "cifar")

@@ -19,6 +19,9 @@ RECIPES: dict[str, dict] = {
         "epochs": 12, "batch_size": 1024, "lr": 1.5, "momentum": 0.85, "weight_decay": 1.33e-3,
         "label_smoothing": 0.2, "schedule": "triangle", "bias_lr_scale": 64.0, "lookahead": True,
         "tta": "flip-translate", "augment": AugmentConfig(crop_padding=2, flip="alternate"),
+        # 48/192/192 channels: 1.6x the full net's speed on AVX2 kernels (1.64x on AVX-512-BF16) for 0.47 points
+        # (90.32% vs 90.79%, bf16): what reaches 90% within the hour on AVX2. `--arch width=1`: the full net.
+        "arch": {"width": 0.75},
     },
 }
 
@@ -27,11 +30,13 @@ AUGMENT_FLAGS = tuple(f.name for f in fields(AugmentConfig))
 
 def recipe_config(model: str | None = None, **given) -> TrainConfig:
     """A config for ``model`` (default :data:`DEFAULT_MODEL`): its recipe, then every ``given``
-    value that is not None. Augmentation flags (crop_padding, flip, cutout) may be given flat."""
+    value that is not None. Augmentation flags (crop_padding, flip, cutout) may be given flat; a given
+    ``arch`` changes only the builder switches it names."""
     model = model or DEFAULT_MODEL
     recipe = dict(RECIPES.get(model, {}))
     augment = recipe.pop("augment", AugmentConfig())
     flat_augment = {k: given.pop(k) for k in AUGMENT_FLAGS if k in given}
     augment = replace(augment, **{k: v for k, v in flat_augment.items() if v is not None})
+    arch = {**recipe.pop("arch", {}), **(given.pop("arch", None) or {})}
     values = {**recipe, **{k: v for k, v in given.items() if v is not None}}
-    return TrainConfig(model=model, augment=augment, **values)
+    return TrainConfig(model=model, augment=augment, arch=arch, **values)

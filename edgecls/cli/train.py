@@ -46,7 +46,7 @@ def train_command(
     crop_padding: Annotated[Optional[int], Opt(help=f"Random-crop padding (translation) in pixels; 0 disables {RECIPE}.", show_default=False)] = None,
     flip: Annotated[Optional[str], Opt(help=f"Horizontal flips: alternate (each image mirrored every other epoch), random, none {RECIPE}.", show_default=False)] = None,
     cutout: Annotated[Optional[int], Opt(help=f"Cutout square side in pixels; 0 disables {RECIPE}.", show_default=False)] = None,
-    arch: Annotated[Optional[str], Opt(help="Model builder settings as key=value pairs, e.g. width=0.5,whiten=false (airbench: width, whiten, dirac, bn_momentum, bn_eps, frozen_bn_scale).", show_default=False)] = None,
+    arch: Annotated[Optional[str], Opt(help="Model builder settings as key=value pairs, e.g. width=0.5,whiten=false (airbench: width, whiten, dirac, bn_momentum, bn_eps, frozen_bn_scale; its recipe sets width=0.75, width=1 is the full net). With --init CHECKPOINT the checkpoint's own settings apply.", show_default=False)] = None,
     init: Annotated[Optional[str], Opt(help="Fine-tune from 'imagenet' (torchvision weights, resnet18/34) or an edgecls checkpoint / torchvision state_dict; the head is rebuilt.", rich_help_panel="Fine-tuning")] = None,
     freeze: Annotated[str, Opt(help="Stages kept fixed: auto (with --init: all but the last stage and the head), none, or a comma list such as stem,layer1,layer2,layer3.", rich_help_panel="Fine-tuning")] = D.freeze,
     head: Annotated[str, Opt(help="Classifier head: auto (dropout-linear with --init, else linear), linear, dropout-linear.", rich_help_panel="Fine-tuning")] = D.head,
