@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from PIL import ExifTags, Image, ImageOps
+from PIL import ExifTags, Image
 
 INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
                   "nearest": Image.Resampling.NEAREST}
@@ -65,6 +65,8 @@ def upright_rgb(img: Image.Image, draft_size: int | None = None) -> Image.Image:
     if draft_size is not None and img.format == "JPEG":
         img.draft("RGB", (draft_size, draft_size))
     if img.getexif().get(ExifTags.Base.Orientation, 1) != 1:  # exif_transpose would copy an upright image too
+        from PIL import ImageOps  # here: 2 ms of a cold `infer`, and most images are upright
+
         img = ImageOps.exif_transpose(img)
     img.load()
     return to_rgb(img)

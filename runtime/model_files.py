@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgecls.bundle import (FORMATS, FP32, INT8, ONNXRUNTIME, OPENVINO, read_manifest, runtime_preference,
-                            verify_files)
+                            verify_entry)
 from edgecls.cpu import has_vnni
 from edgecls.errors import EdgeclsError, UsageError
 
@@ -23,7 +23,7 @@ class ModelChoice:
     path: Path
     format: str
     engine: str
-    folder: Path | None = None  # the export folder it came from (its manifest was sha256-verified)
+    folder: Path | None = None  # the export folder it came from (the chosen file's sha256s were checked)
 
     def open(self, threads: int | None = None, device: str | None = None, precision: str = PINNED):
         return open_engine(self.engine, self.path, threads, device, precision)
@@ -82,9 +82,9 @@ def _engine_for_onnx(engines: tuple[str, ...], device: str | None) -> str:
 
 
 def choose_from_folder(folder: Path, engines: tuple[str, ...], device: str | None = None) -> ModelChoice:
-    """INT8 before FP32; within a precision, ``engines`` in order, each on the formats it runs natively."""
+    """INT8 before FP32; within a precision, ``engines`` in order, each on the formats it runs natively.
+    The chosen file is checked against its sha256 (the whole folder is `edgecls verify`'s job)."""
     manifest = read_manifest(folder)
-    verify_files(folder, manifest)
     by_format = {e["format"]: e for e in manifest.get("files", [])}
     explicit = len(engines) == 1
     for precision in (INT8, FP32):
@@ -93,6 +93,7 @@ def choose_from_folder(folder: Path, engines: tuple[str, ...], device: str | Non
                 continue
             for fmt, native in runtime_preference():
                 if fmt in by_format and native == engine and FORMATS[fmt].precision == precision:
+                    verify_entry(folder, by_format[fmt])
                     return ModelChoice(folder / by_format[fmt]["path"], fmt, engine, folder)
     raise EdgeclsError(f"{folder} has no model the {' or '.join(engines)} backend can run "
                        f"(formats: {', '.join(by_format)})")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from edgecls.bundle import read_manifest, verify_files
 from edgecls.errors import EdgeclsError
 from edgecls.runtime import Classifier, Failure, ModelSpec
 from edgecls.runtime.model_files import choose_model
@@ -104,10 +105,21 @@ def test_inputs_single_or_many(export_dir, cifar_dir):
 def test_tampered_export_is_refused(export_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(export_dir, copy)
-    onnx_file = manifest_entry(copy, "onnx")
+    onnx_file = manifest_entry(copy, "onnx-int8")
     onnx_file.write_bytes(onnx_file.read_bytes()[:-10])
     with pytest.raises(EdgeclsError, match="sha256"):
         Classifier.load(copy)
+
+
+def test_load_checks_the_file_it_runs_and_verify_checks_the_rest(export_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(export_dir, copy)
+    onnx_file = manifest_entry(copy, "onnx")
+    onnx_file.write_bytes(onnx_file.read_bytes()[:-10])
+    clf = Classifier.load(copy, backend="onnxruntime")
+    assert clf.choice.format == "onnx-int8"
+    with pytest.raises(EdgeclsError, match="sha256"):
+        verify_files(copy, read_manifest(copy))
 
 
 def test_half_copied_export_is_refused(export_dir, tmp_path):

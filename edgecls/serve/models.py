@@ -10,7 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.bundle import FORMATS, file_digests, read_manifest
+from edgecls.bundle import FORMATS, file_digests, read_manifest, verify_files
 from edgecls.digest import file_sha256
 from edgecls.errors import EdgeclsError
 from edgecls.runtime import Classifier
@@ -56,8 +56,11 @@ def bundle_sha256(clf: Classifier) -> dict[str, str]:
 
 
 def load_model(path: Path, config: ServeConfig, verify: bool) -> ServedModel:
-    """Load (manifest sha256s checked by Classifier.load); with ``verify``, re-prove it on its golden vectors."""
+    """Load, with every sha256 in the bundle's manifest checked (Classifier.load checks only the file it runs:
+    a server vouches for the bundle it reports); with ``verify``, re-prove it on its golden vectors."""
     clf = Classifier.load(path, backend=config.backend, threads=config.engine_threads, device=config.device)
+    if clf.choice.folder:
+        verify_files(clf.choice.folder, read_manifest(clf.choice.folder))
     verified = golden_check(clf, config) if verify else "sha256" if clf.choice.folder else "none"
     return ServedModel(clf, path, verified, bundle_sha256(clf))
 
