@@ -27,6 +27,19 @@ def image_suffixes() -> frozenset[str]:
     return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
 
 
+@lru_cache(maxsize=1)
+def _preinit_suffixes() -> frozenset[str]:
+    """The extensions of the formats `Image.preinit` loads (BMP, GIF, JPEG, PPM, PNG)."""
+    Image.preinit()
+    return frozenset(ext for ext, fmt in Image.EXTENSION.items() if fmt in Image.OPEN)
+
+
+def is_image_suffix(suffix: str) -> bool:
+    """Whether Pillow opens files with this lower-case extension. The common formats answer without
+    loading every plugin, which costs ~35 ms of a cold run; anything else asks `image_suffixes`."""
+    return suffix in _preinit_suffixes() or suffix in image_suffixes()
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Convert any Pillow mode to RGB; transparent pixels are composited on white."""
     if img.mode == "RGB":

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgecls.bundle import MANIFEST, read_manifest
 from edgecls.errors import EdgeclsError
-from edgecls.imageops import image_suffixes
+from edgecls.imageops import is_image_suffix
 from edgecls.metrics import confusion_matrix
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
@@ -53,7 +53,7 @@ def labelled_files(data: Path, classes: tuple[str, ...]) -> Labelled:
                            f"(its classes: {', '.join(classes)})")
     paths, labels = [], []
     for folder in folders:
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in image_suffixes())
+        found = sorted(p for p in folder.iterdir() if is_image_suffix(p.suffix.lower()))
         paths += found
         labels += [classes.index(folder.name)] * len(found)
     if not paths:

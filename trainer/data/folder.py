@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from edgecls.atomic import atomic_path
 from edgecls.errors import EdgeclsError
-from edgecls.imageops import image_suffixes, open_rgb, resize_shorter_center_crop
+from edgecls.imageops import is_image_suffix, open_rgb, resize_shorter_center_crop
 
 from .types import DataSplits, ImageSet
 
@@ -31,7 +31,7 @@ def scan_split(split_dir: Path) -> tuple[list[Path], list[int], tuple[str, ...]]
     files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        found = sorted(p for p in (split_dir / name).iterdir() if p.suffix.lower() in image_suffixes())
+        found = sorted(p for p in (split_dir / name).iterdir() if is_image_suffix(p.suffix.lower()))
         if not found:
             raise EdgeclsError(f"class folder {split_dir / name} has no images")
         files += found
