@@ -24,19 +24,26 @@ def image_suffixes() -> frozenset[str]:
     check and parse every file they are offered: ~80 us more per CIFAR JPEG, a sixth of `infer`'s time.
     """
     Image.preinit()
-    return frozenset(ext for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+    Image.init()
+    return _openable_suffixes()
 
 
 @lru_cache(maxsize=1)
 def _preinit_suffixes() -> frozenset[str]:
     """The extensions of the formats `Image.preinit` loads (BMP, GIF, JPEG, PPM, PNG)."""
     Image.preinit()
+    return _openable_suffixes()
+
+
+def _openable_suffixes() -> frozenset[str]:
+    """The extensions of the formats Pillow has registered so far that it can open (not only save)."""
     return frozenset(ext for ext, fmt in Image.EXTENSION.items() if fmt in Image.OPEN)
 
 
 def is_image_suffix(suffix: str) -> bool:
-    """Whether Pillow opens files with this lower-case extension. The common formats answer without
+    """Whether Pillow opens files with this extension (any case). The common formats answer without
     loading every plugin, which costs ~35 ms of a cold run; anything else asks `image_suffixes`."""
+    suffix = suffix.lower()
     return suffix in _preinit_suffixes() or suffix in image_suffixes()
 
 

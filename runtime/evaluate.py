@@ -53,7 +53,7 @@ def labelled_files(data: Path, classes: tuple[str, ...]) -> Labelled:
                            f"(its classes: {', '.join(classes)})")
     paths, labels = [], []
     for folder in folders:
-        found = sorted(p for p in folder.iterdir() if is_image_suffix(p.suffix.lower()))
+        found = sorted(p for p in folder.iterdir() if is_image_suffix(p.suffix))
         paths += found
         labels += [classes.index(folder.name)] * len(found)
     if not paths:

@@ -40,7 +40,7 @@ def collect_inputs(inputs: list[Path]) -> Inputs:
         for root, dirs, names in os.walk(item):
             dirs.sort()
             for name in sorted(names):
-                if is_image_suffix(os.path.splitext(name)[1].lower()):
+                if is_image_suffix(os.path.splitext(name)[1]):
                     paths.append(os.path.join(root, name))
                 else:
                     skipped += 1

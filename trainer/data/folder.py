@@ -31,7 +31,7 @@ def scan_split(split_dir: Path) -> tuple[list[Path], list[int], tuple[str, ...]]
     files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        found = sorted(p for p in (split_dir / name).iterdir() if is_image_suffix(p.suffix.lower()))
+        found = sorted(p for p in (split_dir / name).iterdir() if is_image_suffix(p.suffix))
         if not found:
             raise EdgeclsError(f"class folder {split_dir / name} has no images")
         files += found
