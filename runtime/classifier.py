@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -204,13 +205,25 @@ def rank(logits: np.ndarray, top_k: int | None = None) -> tuple[list[list[int]],
     """Per row, class indices by descending logit and their probabilities, as plain lists (one conversion).
 
     A stable sort: exact ties, which INT8 logits have, go to the lower index, as ``argmax`` does.
+    Probabilities in float64 on both paths, so one image and a batch give the same numbers.
     """
+    if len(logits) == 1:  # plain Python: after an engine call, numpy's per-call cost is most of batch 1's overhead
+        order, probs = _rank_row(logits[0].tolist(), top_k)
+        return [order], [probs]
     order = np.argsort(-logits, axis=1, kind="stable")[:, :top_k]
-    return order.tolist(), softmax(logits)[np.arange(len(order))[:, None], order].tolist()
+    return order.tolist(), np.take_along_axis(softmax(logits.astype(np.float64)), order, axis=1).tolist()
+
+
+def _rank_row(row: list[float], top_k: int | None) -> tuple[list[int], list[float]]:
+    top = max(row)
+    exps = [math.exp(v - top) for v in row]
+    total = sum(exps)
+    order = sorted(range(len(row)), key=row.__getitem__, reverse=True)[:top_k]  # stable, ties keep index order
+    return order, [exps[i] / total for i in order]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    e = logits - logits.max(axis=1, keepdims=True)  # float32 is plenty once the max is subtracted
+    e = logits - logits.max(axis=1, keepdims=True)
     np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e

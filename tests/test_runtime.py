@@ -102,6 +102,21 @@ def test_inputs_single_or_many(export_dir, cifar_dir):
     assert len(clf.predict([path] * 70, batch_size=32)) == 70
 
 
+def test_one_row_ranks_like_a_batch_of_them():
+    """Batch 1 ranks in plain Python, batches in numpy: same order (ties to the lower index), same probabilities."""
+    from edgecls.runtime.classifier import rank
+
+    logits = np.array([[0.5, 2.0, 2.0, -1.0, 0.5], [3.0, 1.0, 0.0, 0.0, 1.0]], dtype=np.float32)
+    batched_order, batched_probs = rank(logits, 4)
+    for row, order, probs in zip(logits, batched_order, batched_probs):
+        one_order, one_probs = rank(row[None], 4)
+        assert one_order == [order] and one_order[0][0] == int(row.argmax())
+        np.testing.assert_allclose(one_probs[0], probs, rtol=1e-14)
+        exps = np.exp(row.astype(np.float64) - row.max())
+        np.testing.assert_allclose(probs, (exps / exps.sum())[order], rtol=1e-14)
+    assert batched_order == [[1, 2, 0, 4], [0, 1, 4, 2]]
+
+
 def test_tampered_export_is_refused(export_dir, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(export_dir, copy)
