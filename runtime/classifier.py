@@ -211,7 +211,7 @@ def rank(logits: np.ndarray, top_k: int | None = None) -> tuple[list[list[int]],
         order, probs = _rank_row(logits[0].tolist(), top_k)
         return [order], [probs]
     order = np.argsort(-logits, axis=1, kind="stable")[:, :top_k]
-    return order.tolist(), np.take_along_axis(softmax(logits.astype(np.float64)), order, axis=1).tolist()
+    return order.tolist(), np.take_along_axis(softmax(logits), order, axis=1).tolist()
 
 
 def _rank_row(row: list[float], top_k: int | None) -> tuple[list[int], list[float]]:
@@ -223,7 +223,8 @@ def _rank_row(row: list[float], top_k: int | None) -> tuple[list[int], list[floa
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    e = logits - logits.max(axis=1, keepdims=True)
+    """Row-wise, in float64 like `_rank_row`'s plain Python floats."""
+    e = np.subtract(logits, logits.max(axis=1, keepdims=True), dtype=np.float64)
     np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
