@@ -117,8 +117,13 @@ def measure(name: str, load: Callable[[], Runner], size_bytes: int, check, ref: 
     quality = compare(run_batched(run, check.images, CHECK_BATCH, f"{name}: {len(check.labels)} images"),
                       ref, check.labels)
     n = int(len(check.labels))
-    quality = {"accuracy": quality["accuracy"], "accuracy_images": n, "agreement": quality["top1_agreement"],
-               "max_abs_dlogit": quality["max_abs_logit_diff"], "agreement_images": n}
+    reference = name == PYTORCH  # the row the others are measured against: its speed and accuracy, no agreement
+    quality = {"accuracy": quality["accuracy"], "accuracy_images": n,
+               **({"agreement": None, "near_ties": None, "max_abs_dlogit": None, "max_rel_dlogit": None,
+                   "agreement_images": 0} if reference else
+                  {"agreement": quality["top1_agreement"], "near_ties": quality["near_ties"],
+                   "max_abs_dlogit": quality["max_abs_logit_diff"], "max_rel_dlogit": quality["max_rel_logit_diff"],
+                   "agreement_images": n})}
     timing = speed(run, check.images, name, opts.latency_runs, opts.throughput_runs, opts.batch_size)
     engine = TORCH if name == PYTORCH else FORMATS[name].engine
     return make_row(name, engine, size_bytes, _threads(name), quality, timing, peak_rss_bytes(), "cpu")

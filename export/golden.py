@@ -38,7 +38,7 @@ def build_golden(formats: list[Format], job: ExportJob, data: str, count: int, s
     write_golden(path, Golden(test.images, test.labels, names, encoded, logits))
     return {**file_entry(path), "images": int(len(x)), "seed": seed, "source": f"{data} test split",
             "encoded": "original files" if test.files else "png (the data had no files)",
-            "reference": "pytorch-eager-fp32", "tolerance": TOLERANCE, "built_on": _build_machine()}
+            "reference": REFERENCE, "tolerance": TOLERANCE, "built_on": _build_machine()}
 
 
 def _png(pixels: np.ndarray) -> bytes:

@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from edgecls.bundle import FORMATS, FP32, REFERENCE, TORCH, Golden, read_golden, read_manifest, verify_files
+from edgecls.bundle import (FORMATS, FP32, REFERENCE, TORCH, Golden, max_rel_dlogit, read_golden, read_manifest,
+                            top1_agreement, verify_files)
 from edgecls.errors import EdgeclsError, UsageError
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
@@ -156,11 +157,13 @@ def _measure(folder: Path, entry: dict, engine: str, spec: ModelSpec, golden: Go
 def _agreement(clf: Classifier, golden: Golden | None) -> dict:
     """Top-1 agreement and max |Δlogit| with PyTorch on the golden images (None for bundles without them)."""
     if golden is None:
-        return {"agreement": None, "max_abs_dlogit": None, "agreement_images": 0}
+        return {"agreement": None, "near_ties": None, "max_abs_dlogit": None, "max_rel_dlogit": None,
+                "agreement_images": 0}
     logits, ref = clf.logits(golden.images), golden.logits[REFERENCE]
-    return {"agreement": float((logits.argmax(1) == ref.argmax(1)).mean()),
+    agreement = top1_agreement(logits, ref)
+    return {"agreement": agreement.rate, "near_ties": len(agreement.near_ties),
             "max_abs_dlogit": float(np.abs(logits.astype(np.float64) - ref).max()),
-            "agreement_images": int(len(ref))}
+            "max_rel_dlogit": max_rel_dlogit(logits, ref), "agreement_images": agreement.images}
 
 
 def _accuracy(clf: Classifier, data, batch: int) -> dict:

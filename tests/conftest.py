@@ -55,6 +55,16 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
                           capture_output=True, text=True, timeout=timeout)
 
 
+def assert_fp32_row(row_agreement: float, near_ties: int, images: int, max_rel: float, what: str = "") -> None:
+    """A reported FP32 row (export gate, verify, benchmark) under the product's one rule
+    (``edgecls.bundle``): every moved top-1 counted as an excused near-tie, within the cap and the logit bar."""
+    from edgecls.bundle import FP32_MAX_REL_DLOGIT, near_tie_cap
+
+    moved = round((1 - row_agreement) * images)
+    assert moved == near_ties <= near_tie_cap(images), f"{what}: {moved} top-1 moved, {near_ties} excused"
+    assert max_rel <= FP32_MAX_REL_DLOGIT, f"{what}: max relative |Δlogit| {max_rel:.2e}"
+
+
 def assert_one_line_error(result, *fragments: str) -> None:
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr, result.stderr

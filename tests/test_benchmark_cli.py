@@ -8,7 +8,7 @@ import pytest
 
 from edgecls.runtime.benchmark import table_order
 
-from .conftest import REPO, assert_one_line_error, run_cli
+from .conftest import REPO, assert_fp32_row, assert_one_line_error, run_cli
 
 ROWS = table_order()
 KEYS = {"format", "engine", "precision", "size_bytes", "accuracy", "agreement", "max_abs_dlogit", "latency_ms_p50",
@@ -40,10 +40,13 @@ def test_json_has_one_row_per_format_with_every_key(fresh_rows):
 
 def test_fp32_rows_match_pytorch_and_int8_rows_are_smaller(fresh_rows):
     rows = {r["format"]: r for r in fresh_rows}
-    assert rows["pytorch"]["agreement"] == 1.0 and rows["pytorch"]["max_abs_dlogit"] == 0.0
+    reference = rows["pytorch"]  # what the others are measured against: its speed and accuracy, no agreement
+    assert reference["agreement"] is None and reference["agreement_images"] == 0 and reference["accuracy"] > 0.1
     for name in ("torchscript", "onnx", "openvino"):
-        assert rows[name]["agreement"] == 1.0 and rows[name]["max_abs_dlogit"] <= 1e-3, rows[name]
-        assert rows[name]["accuracy"] == rows["pytorch"]["accuracy"]
+        row = rows[name]
+        assert_fp32_row(row["agreement"], row["near_ties"], row["agreement_images"], row["max_rel_dlogit"], name)
+        moved_hits = abs(row["accuracy"] - reference["accuracy"]) * row["accuracy_images"]
+        assert round(moved_hits) <= row["near_ties"], row  # accuracy moves only by the excused near-ties
     for name in ("onnx-int8", "openvino-int8"):
         assert rows[name]["size_bytes"] < rows[name.removesuffix("-int8")]["size_bytes"] / 2
 

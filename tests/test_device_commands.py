@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecls.bundle import FORMATS, MANIFEST, TORCH
+from edgecls.bundle import FORMATS, MANIFEST, TORCH, near_tie_images
 from edgecls.cpu import instruction_sets
 from edgecls.extras import installed_extras
 from edgecls.runtime.benchmark import table_order
 from edgecls.runtime.model_files import choose_model
 from edgecls.runtime.engines import openvino_available
 
-from .conftest import REPO, assert_one_line_error, copy_subset, run_cli
+from .conftest import REPO, assert_fp32_row, assert_one_line_error, copy_subset, run_cli
 
 BLOCKED = ("torch", "torchvision", "onnx", "nncf", "matplotlib")
 FAST = ("--latency-runs", "10", "--throughput-runs", "2")
@@ -39,6 +39,21 @@ def run_without_torch(*args: str, timeout: float = 600) -> subprocess.CompletedP
     code = (f"import sys\nfor name in {BLOCKED!r}:\n    sys.modules[name] = None\n"
             f"sys.argv = ['edgecls', *{[str(a) for a in args]!r}]\nfrom edgecls.cli import main\nmain()\n")
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+def torch_logits_of(checkpoint: Path, folder: Path, cache_dir: Path) -> np.ndarray:
+    """PyTorch eager logits of a test/<class>/ folder, in `eval`'s order (the trainer's own decode)."""
+    import torch
+
+    from edgecls.trainer.augment import to_model_input
+    from edgecls.trainer.checkpoint import load_checkpoint
+    from edgecls.trainer.data import load_data
+
+    model, meta = load_checkpoint(checkpoint)
+    test = load_data(str(folder), meta["input_size"], None, cache_dir, need_train=False).test
+    x = to_model_input(torch.from_numpy(test.images), torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
+    with torch.no_grad():
+        return model(x).numpy()
 
 
 def ok_json(result: subprocess.CompletedProcess):
@@ -64,9 +79,11 @@ def test_eval_of_the_fp32_file_equals_the_torch_path(export_dir, trained_checkpo
     torch_side = ok_json(run_cli("eval", str(trained_checkpoint), "--data", str(test_images),
                                  "--cache-dir", str(cache_dir), "--json"))
     device = ok_json(run_without_torch("eval", export_dir / "resnet20.onnx", "--data", test_images, "--json"))
-    assert device["n"] == torch_side["n"] == 300
-    for key in ("accuracy", "per_class", "confusion", "classes"):
-        assert device[key] == torch_side[key], key
+    assert device["n"] == torch_side["n"] == 300 and device["classes"] == torch_side["classes"]
+    moved = np.abs(np.array(device["confusion"]) - np.array(torch_side["confusion"])).sum() // 2
+    assert moved <= len(near_tie_images(torch_logits_of(trained_checkpoint, test_images, cache_dir))), (device, torch_side)
+    if moved == 0:
+        assert (device["accuracy"], device["per_class"]) == (torch_side["accuracy"], torch_side["per_class"])
 
 
 def test_eval_of_the_int8_file_equals_the_parity_path(export_dir, test_images, cache_dir):
@@ -81,8 +98,9 @@ def test_eval_of_the_int8_file_equals_the_parity_path(export_dir, test_images, c
     spec = Classifier.load(export_dir, backend="onnxruntime").spec
     check = load_check_set(str(test_images), spec, None, 0, None, str(cache_dir))
     run = open_engine("onnxruntime", Path(device["model"]["path"])).run
-    pred = np.concatenate([run(check.images[i:i + 64]).argmax(1) for i in range(0, len(check.images), 64)])
-    assert device["accuracy"] == float((pred == check.labels).mean())
+    logits = np.concatenate([run(check.images[i:i + 64]) for i in range(0, len(check.images), 64)])
+    hits = int((logits.argmax(1) == check.labels).sum())  # eval's own decode may move the near-ties only
+    assert abs(round(device["accuracy"] * device["n"]) - hits) <= len(near_tie_images(logits)), (device, hits)
 
 
 def test_eval_compares_with_the_manifest_and_draws_the_matrix(export_dir, manifest, test_images, tmp_path):
@@ -146,7 +164,8 @@ def test_benchmark_export_dir_has_a_row_per_format_and_engine(device_rows, manif
         assert row["peak_rss_bytes"] > 10 * 2 ** 20 and row["size_bytes"] > 0
         assert row["accuracy_images"] == 300 and row["agreement_images"] == manifest["golden"]["images"]
         if row["precision"] == "fp32":
-            assert row["agreement"] == 1.0 and row["max_abs_dlogit"] < 1e-3, row
+            assert_fp32_row(row["agreement"], row["near_ties"], row["agreement_images"], row["max_rel_dlogit"],
+                            f"{row['format']} ({row['engine']})")
 
 
 def test_benchmark_accuracy_equals_eval(device_rows, export_dir, test_images):

@@ -16,7 +16,7 @@ from edgecls.trainer.models import build_model
 from edgecls.trainer.models.stages import split_stages
 from edgecls.trainer.optim import end_epoch, make_scheduler
 
-from .conftest import assert_one_line_error, run_cli
+from .conftest import assert_fp32_row, assert_one_line_error, run_cli
 
 FROZEN_R20 = ("conv1.", "bn1.", "layer1.", "layer2.")  # --freeze auto on resnet20: stem, layer1, layer2
 
@@ -203,7 +203,9 @@ def test_finetuned_checkpoint_exports_and_runs_in_the_runtime(finetuned, tmp_pat
                      "--data", str(cifar_dir), "--check-images", "64")
     assert result.returncode == 0, result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["files"][0]["parity"]["top1_agreement"] == 1.0
+    row = manifest["files"][0]["parity"]
+    assert row["passed"] is True
+    assert_fp32_row(row["top1_agreement"], row["near_ties"], manifest["parity"]["images"], row["max_rel_logit_diff"])
     photo = sorted((cifar_dir / "test" / "cat").iterdir())[0]
     prediction = Classifier.load(out).predict(photo)
     assert prediction.label in read_checkpoint(finetuned[0] / "best.pt")["spec"]["classes"]

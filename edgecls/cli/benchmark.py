@@ -57,7 +57,7 @@ def benchmark_command(
 
     OpenVINO FP32 runs pinned to f32 in both.
     """
-    from edgecls.export.benchtable import markdown_table, plain_table
+    from edgecls.runtime.benchtable import markdown_table, plain_table
 
     if as_json and markdown:
         raise UsageError("choose one of --json and --markdown")

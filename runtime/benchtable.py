@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from edgecls.bundle import FORMATS
-from edgecls.runtime.benchmark import PYTORCH
+
+from .benchmark import PYTORCH
 
 LABELS = {PYTORCH: "PyTorch eager", **{name: f.label for name, f in FORMATS.items()}}
 HEADERS = ("format", "size", "accuracy", "agreement", "max |Δlogit|", "p50 ms", "p95 ms", "p99 ms", "img/s",
