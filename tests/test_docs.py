@@ -1,0 +1,139 @@
+"""The documentation cannot rot: the site builds strictly, the README's quick start runs as written and
+prints what it shows, and every number in the README's results table is in a committed results file."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+README = REPO / "README.md"
+RESULTS = REPO / "benchmarks" / "results"
+QUICK_START = "## Quick start"
+RESULTS_TABLE = "## Results"
+PROMPT = "$ "
+ELLIPSIS = "…"  # in shown output: whatever this machine prints there (a path, a version, a CPU)
+NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
+# The images the quick start's outputs were recorded with (the README says which).
+PHOTO = ("cat", "0002.jpg")
+PHOTOS = (("dog", "0001.jpg"), ("dog", "0003.jpg"), ("ship", "0004.jpg"))
+
+
+def readme_section(heading: str) -> str:
+    text = README.read_text()
+    start = text.index(f"\n{heading}\n") + len(heading) + 2
+    end = text.find("\n## ", start)
+    return text[start:end if end >= 0 else None]
+
+
+def console_blocks(section: str) -> list[tuple[str, list[str]]]:
+    """(command, shown output lines) for each ```console block: one `$ ` line, then what it prints."""
+    blocks = []
+    for body in re.findall(r"```console\n(.*?)```", section, flags=re.S):
+        lines = body.rstrip("\n").split("\n")
+        assert lines[0].startswith(PROMPT) and not any(line.startswith(PROMPT) for line in lines[1:]), body
+        blocks.append((lines[0][len(PROMPT):], lines[1:]))
+    return blocks
+
+
+def line_pattern(shown: str) -> re.Pattern:
+    """A shown line as a pattern: numbers stand for any number, `…` for anything, spaces for any spacing."""
+    out, pos = [], 0
+    for match in re.finditer(rf"{NUMBER.pattern}|{ELLIPSIS}|\s+", shown):
+        out.append(re.escape(shown[pos:match.start()]))
+        token = match.group()
+        out.append(".*" if token == ELLIPSIS else r"\s+" if token.isspace() else r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?")
+        pos = match.end()
+    out.append(re.escape(shown[pos:]))
+    return re.compile("".join(out))
+
+
+def same_shape(shown: list[str], actual: list[str]) -> bool:
+    """Every shown line matches the actual line in order; a line that is only `…` stands for any lines."""
+    if not shown:
+        return not actual
+    if shown[0].strip() == ELLIPSIS:
+        return any(same_shape(shown[1:], actual[i:]) for i in range(len(actual) + 1))
+    return bool(actual) and bool(line_pattern(shown[0]).fullmatch(actual[0].rstrip())) and same_shape(shown[1:],
+                                                                                                     actual[1:])
+
+
+def test_shape_matching_is_not_vacuous():
+    shown = ["photo.jpg: cat 97.3%, dog 0.7%", "1 classified, 0 failed (onnx-int8 via onnxruntime: …/x.onnx)"]
+    assert same_shape(shown, ["photo.jpg: cat 12.5%, dog 1.25%", "1 classified, 0 failed (onnx-int8 via "
+                                                                 "onnxruntime: /a/b/x.onnx)"])
+    assert not same_shape(shown, ["photo.jpg: dog 97.3%, cat 0.7%", shown[1]])  # words must match
+    assert not same_shape(shown, shown[:1])  # so must the number of lines
+    assert same_shape(["a", ELLIPSIS, "z"], ["a", "b", "c", "z"]) and not same_shape(["a", ELLIPSIS, "z"], ["a", "b"])
+
+
+def test_site_builds_strictly(tmp_path):
+    """`mkdocs build --strict`: a broken link, a missing page or an API object griffe cannot find fails."""
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    built = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(REPO / "mkdocs.yml"),
+                            "-d", str(site)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-4000:]
+    api = (site / "api" / "classifier" / "index.html").read_text()
+    assert "Classifier" in api and "Labels and preprocessing come from the model" in api  # from the docstring
+    assert (site / "api" / "bundle" / "index.html").read_text().count("reference_bundle") >= 1
+    published = {p.name for p in (site / "results").iterdir()}
+    assert {p.name for p in RESULTS.iterdir() if p.is_file()} <= published
+    assert not (site / "hooks").exists()
+
+
+@pytest.fixture(scope="module")
+def quick_start_dir(tmp_path_factory, cifar_dir) -> Path:
+    """A folder outside the repository holding the photo and the folder the quick start names."""
+    cwd = tmp_path_factory.mktemp("quick-start")
+    shutil.copy(cifar_dir / "test" / PHOTO[0] / PHOTO[1], cwd / "photo.jpg")
+    (cwd / "photos").mkdir()
+    for label, name in PHOTOS:
+        shutil.copy(cifar_dir / "test" / label / name, cwd / "photos" / f"{label}-{name}")
+    return cwd
+
+
+def test_quick_start_has_five_commands():
+    assert len(console_blocks(readme_section(QUICK_START))) == 5
+
+
+@pytest.mark.parametrize("command, shown", console_blocks(readme_section(QUICK_START)),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_quick_start_runs_as_written(command, shown, quick_start_dir):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"  # the venv the suite runs in
+    result = subprocess.run(["bash", "-c", command], cwd=quick_start_dir, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    actual = (result.stdout + result.stderr).rstrip("\n").split("\n")
+    assert same_shape(shown, actual), "\n".join(["shown:", *shown, "printed:", *actual])
+
+
+def committed(paths: list[Path]) -> set[Path]:
+    listed = subprocess.run(["git", "ls-files", "-z", "--", *map(str, paths)], cwd=REPO, capture_output=True,
+                            text=True)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: cannot tell committed results files")
+    return {REPO / name for name in listed.stdout.split("\0") if name}
+
+
+def test_results_table_numbers_are_in_committed_results_files():
+    """Each number in the table is in one of the results files the section links, and those are committed."""
+    section = readme_section(RESULTS_TABLE)
+    rows = [line for line in section.splitlines() if line.startswith("|")]
+    assert len(rows) >= 4, "the README's results table is missing"
+    sources = sorted({REPO / link for link in re.findall(r"\]\((benchmarks/results/[^)\s]+)\)", section)})
+    assert sources, "the results section links no results file"
+    assert set(sources) <= committed(sources), "a results file the README links is not committed"
+    text = "\n".join(path.read_text() for path in sources)
+    numbers = {n for row in rows[2:] for n in NUMBER.findall(row)}  # under the header and its |---| line
+    assert numbers
+    missing = sorted(n for n in numbers if n not in text and n.replace(",", "") not in text)
+    assert not missing, f"numbers in the README's results table found in none of its results files: {missing}"
