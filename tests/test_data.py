@@ -103,11 +103,23 @@ def test_corrupt_image_is_named_in_the_error(small, tmp_path):
 
 
 def test_subset_is_seeded_and_sorted(small, tmp_path):
-    splits = load_data(str(small), 32, cache_dir=tmp_path / "cache")
-    a, b = splits.train.subset(7, seed=3), splits.train.subset(7, seed=3)
-    assert np.array_equal(a.labels, b.labels) and np.array_equal(a.images, b.images)
-    assert len(a) == 7
-    assert splits.train.subset(None, 0) is splits.train
+    """The seed alone picks the images (not numpy's global state), another seed picks others, and the
+    picked images keep their original order with their own labels, pixels and files."""
+    full = load_data(str(small), 32, cache_dir=tmp_path / "cache").train
+
+    def picked(seed: int, global_state: int) -> list[int]:
+        np.random.seed(global_state)  # a subset drawn from the global generator would follow this
+        part = full.subset(7, seed=seed)
+        index = [full.files.index(f) for f in part.files]
+        assert np.array_equal(part.images, full.images[index]) and np.array_equal(part.labels, full.labels[index])
+        return index
+
+    a = picked(3, global_state=0)
+    assert len(set(a)) == 7 and a == sorted(a)
+    assert picked(3, global_state=1) == a
+    assert picked(4, global_state=0) != a
+    assert a != list(range(7))  # not simply the first images
+    assert full.subset(None, 0) is full and full.subset(len(full), 0) is full
 
 
 def test_scoring_a_model_on_other_classes_is_refused(small, tmp_path):
