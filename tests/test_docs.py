@@ -84,8 +84,9 @@ def test_site_builds_strictly(tmp_path):
     api = (site / "api" / "classifier" / "index.html").read_text()
     assert "Classifier" in api and "Labels and preprocessing come from the model" in api  # from the docstring
     assert (site / "api" / "bundle" / "index.html").read_text().count("reference_bundle") >= 1
-    published = {p.name for p in (site / "results").iterdir()}
-    assert {p.name for p in RESULTS.iterdir() if p.is_file()} <= published
+    for path in (p for p in RESULTS.iterdir() if p.is_file()):  # every results file is on the site
+        page = site / "results" / (f"{path.stem}/index.html" if path.suffix == ".md" else path.name)
+        assert page.is_file(), page
     assert not (site / "hooks").exists()
 
 
