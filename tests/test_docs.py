@@ -22,7 +22,7 @@ PROMPT = "$ "
 ELLIPSIS = "…"  # in shown output: whatever this machine prints there (a path, a version, a CPU)
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+]?\d+)?")
 # The images the quick start's outputs were recorded with (the README says which).
-PHOTO = ("cat", "0002.jpg")
+PHOTO = ("dog", "0048.jpg")  # its top 3 are far apart for both models, so INT8 kernels cannot reorder them
 PHOTOS = (("dog", "0001.jpg"), ("dog", "0003.jpg"), ("ship", "0004.jpg"))
 
 
