@@ -1,6 +1,7 @@
 """The command line as a user meets it: help, version, and one-line errors."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -15,11 +16,44 @@ def test_version():
     assert result.returncode == 0 and result.stdout.strip() == f"edgecls {__version__}"
 
 
-@pytest.mark.parametrize("command", ["train", "eval", "models"])
+def registered_commands() -> list[str]:
+    """The commands the app registers, so a new command is covered without editing this file."""
+    from edgecls.cli import app
+
+    return [c.name for c in app.registered_commands]
+
+
+def named(text: str, name: str) -> bool:
+    """``name`` appears in ``text`` as a whole option or argument name (``--data`` is not in ``--data-dir``)."""
+    return re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("command", registered_commands())
 def test_every_command_has_help(command):
-    result = run_cli(command, "--help")
+    """`edgecls COMMAND --help` names the command, its docstring and every argument and option it takes."""
+    import typer.main
+
+    from edgecls.cli import app
+
+    click_command = typer.main.get_command(app).commands[command]
+    result = run_cli(command, "--help", env={"COLUMNS": "200"})  # at 80, rich cuts `--schedule,--scheduler`
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    text = result.stdout
+    assert re.search(rf"Usage: .*edgecls {command} ", text), text
+    summary = click_command.help.strip().split("\n\n")[0]
+    assert " ".join(summary.split()) in " ".join(text.split()), summary
+    names = [name for p in click_command.params for name in (p.opts + p.secondary_opts)]
+    assert names, f"{command} takes no arguments or options"
+    for name in names + ["--help"]:
+        assert named(text, name), f"{command} --help does not name {name}:\n{text}"
+
+
+def test_top_level_help_lists_every_command():
+    """Each command heads a line of its own in `edgecls --help` (its name in prose would not count)."""
+    result = run_cli("--help")
     assert result.returncode == 0, result.stderr
-    assert "Usage" in result.stdout
+    for command in registered_commands():
+        assert re.search(rf"^\W*{command}\s", result.stdout, re.M), f"{command}:\n{result.stdout}"
 
 
 def test_train_help_documents_the_contract():
