@@ -5,6 +5,9 @@ import json
 import pytest
 from PIL import Image, UnidentifiedImageError
 
+from edgecls.bundle import reference_bundle
+from edgecls.runtime import Classifier
+
 from .conftest import run_cli
 
 
@@ -61,8 +64,14 @@ def test_usage_errors_exit_2(export_dir, tmp_path):
 
 
 def test_default_model_is_the_shipped_reference(photos):
-    result = run_cli("infer", str(photos / "frog0.jpg"), "--json")
+    """With no --model, infer answers what `Classifier.predict` on the shipped default bundle answers."""
+    image = photos / "frog0.jpg"
+    result = run_cli("infer", str(image), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["label"] in {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                                                  "horse", "ship", "truck"}
-    assert "reference" in result.stderr
+    row = json.loads(result.stdout)
+    clf = Classifier.load(reference_bundle())
+    expected = clf.predict(image, top_k=3)
+    assert (row["path"], row["label"], row["index"]) == (str(image), expected.label, expected.index)
+    assert [label for label, _ in row["top_k"]] == [label for label, _ in expected.top_k]
+    assert row["prob"] == pytest.approx(expected.prob, abs=1e-5)
+    assert f"{clf.choice.format} via {clf.choice.engine}: {clf.choice.path})" in result.stderr
