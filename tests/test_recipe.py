@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from edgecls.bundle import reference_bundle
+from edgecls.runtime import Classifier
 from edgecls.spec import ModelSpec
 from edgecls.trainer import read_checkpoint
 from edgecls.trainer.config import TrainConfig
@@ -219,8 +221,14 @@ def test_shipped_airbench_is_found_by_name_verifies_and_classifies(cifar_dir, tm
     infer = run_cli("infer", *images, "--model", "airbench", "--json")
     assert infer.returncode == 0, infer.stderr
     rows = [json.loads(line) for line in infer.stdout.splitlines()]
-    assert [r["path"] for r in rows] == images and all(0 <= r["index"] < 10 for r in rows)
-    assert "airbench-int8.onnx" in infer.stderr
+    clf = Classifier.load(reference_bundle("airbench"))
+    expected = clf.predict(images, top_k=3)
+    assert [r["path"] for r in rows] == images
+    assert [(r["label"], r["index"]) for r in rows] == [(p.label, p.index) for p in expected]
+    assert [[label for label, _ in r["top_k"]] for r in rows] == [[label for label, _ in p.top_k] for p in expected]
+    assert [r["prob"] for r in rows] == pytest.approx([p.prob for p in expected], abs=1e-5)
+    assert clf.choice.path.name == "airbench-int8.onnx"
+    assert f"via {clf.choice.engine}: {clf.choice.path})" in infer.stderr
     (tmp_path / "airbench").mkdir()  # a real folder of that name wins, and is not an export
     shadowed = run_cli("verify", "airbench", cwd=tmp_path)
     assert shadowed.returncode != 0 and "airbench" in shadowed.stderr
