@@ -117,6 +117,16 @@ def test_quick_start_runs_as_written(command, shown, quick_start_dir):
     assert same_shape(shown, actual), "\n".join(["shown:", *shown, "printed:", *actual])
 
 
+def test_getting_started_python_runs(quick_start_dir):
+    """The Python example on the Getting started page runs as written beside the quick start's photo."""
+    page = (REPO / "docs" / "getting-started.md").read_text()
+    (code,) = re.findall(r"```python\n(.*?)```", page, flags=re.S)
+    result = subprocess.run([sys.executable, "-c", code], cwd=quick_start_dir, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "label='dog'" in result.stdout  # the photo the README's outputs were recorded with
+
+
 def committed(paths: list[Path]) -> set[Path]:
     listed = subprocess.run(["git", "ls-files", "-z", "--", *map(str, paths)], cwd=REPO, capture_output=True,
                             text=True)
