@@ -11,6 +11,8 @@ from .conftest import kill_and_resume, run_cli, train_on
 
 SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536", "--limit-test", "500",
              "--device", "cpu", "--seed", "7", "--threads", "2", "--warmup-epochs", "0.5"]
+TEST_IMAGES = int(SMALL_RUN[SMALL_RUN.index("--limit-test") + 1])
+SEED = int(SMALL_RUN[SMALL_RUN.index("--seed") + 1])
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +29,34 @@ def test_short_run_learns_and_writes_every_output(short_run):
     assert len(metrics["epochs"]) == 4
     for row in metrics["epochs"]:
         assert {"epoch", "train_loss", "test_acc", "train_img_per_s", "epoch_s", "wall_s"} <= row.keys()
-        assert 0.0 <= row["test_acc"] <= 1.0
+        correct = row["test_acc"] * TEST_IMAGES  # a share of the --limit-test images, not of some other set
+        assert abs(correct - round(correct)) < 1e-6, row
+    accuracies = [row["test_acc"] for row in metrics["epochs"]]
+    assert accuracies[metrics["best_epoch"] - 1] == max(accuracies) == round(metrics["best_acc_epoch_check"], 5)
     assert metrics["epochs"][-1]["train_loss"] < metrics["epochs"][0]["train_loss"]
     assert metrics["best_acc"] > 0.25, metrics  # chance is 0.10
     assert "epoch   4/4" in result.stdout
+
+
+def test_reported_accuracy_is_best_pt_on_the_run_s_test_images(short_run, cifar_dir, cache_dir):
+    """metrics.json's best_acc is best.pt re-scored in fp32 on the run's seeded --limit-test images: recomputed
+    here from the checkpoint, it agrees up to images whose top two logits are a near-tie (edgecls.bundle's rule)."""
+    from edgecls.bundle import near_tie_images
+    from edgecls.trainer.data import load_data
+    from edgecls.trainer.loop import DeviceData, predict_logits
+    from edgecls.trainer.policy import resolve_policy
+
+    out, _ = short_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    model, meta = load_checkpoint(out / "best.pt")
+    assert meta["epoch"] == metrics["best_epoch"] and meta["best_acc"] == metrics["best_acc_epoch_check"]
+    test = load_data(str(cifar_dir), meta["input_size"], cache_dir=cache_dir, need_train=False).test
+    test = test.subset(TEST_IMAGES, SEED)
+    data = DeviceData.from_numpy(test.images, test.labels, meta["mean"], meta["std"], torch.device("cpu"))
+    logits = predict_logits(model, data, resolve_policy("cpu", "fp32"), tta=metrics["tta"])
+    correct = int((logits.argmax(1) == data.labels).sum())
+    reported = round(metrics["best_acc"] * TEST_IMAGES)
+    assert abs(correct - reported) <= len(near_tie_images(logits.numpy())), (correct, reported)
 
 
 def test_checkpoint_round_trip(short_run, cifar_dir, cache_dir):
