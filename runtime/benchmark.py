@@ -23,7 +23,7 @@ from edgecls.spec import ModelSpec
 
 from .classifier import Classifier
 from .engines import OPENVINO, PINNED, open_engine, openvino_available
-from .evaluate import Labelled, decode_all, labelled_files
+from .evaluate import Labelled, decode_array, labelled_files
 from .measure import THROUGHPUT_BATCH, peak_rss_bytes, reset_peak_rss, speed
 from .model_files import BACKENDS, ModelChoice
 from .preprocess import normalize
@@ -125,7 +125,7 @@ def _labelled(opts: BundleBenchOptions, spec: ModelSpec) -> tuple[np.ndarray, np
     if opts.data is None:
         return None
     files: Labelled = labelled_files(Path(opts.data), spec.classes).subset(opts.check_images)
-    return decode_all(files.paths, spec), files.labels
+    return decode_array(files.paths, spec), files.labels
 
 
 def _timing_images(golden: Golden | None, data, spec: ModelSpec, batch: int) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -20,8 +21,8 @@ from edgecls.metrics import confusion_matrix
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
 
-from .classifier import DECODE_ERRORS, Classifier, Failure
-from .preprocess import load_rgb, resize_for_model
+from .classifier import Classifier, Failure, decode_in_order
+from .preprocess import ImageInput
 
 SHOWN_FAILURES = 10
 
@@ -61,14 +62,25 @@ def labelled_files(data: Path, classes: tuple[str, ...]) -> Labelled:
     return Labelled(paths, np.asarray(labels, dtype=np.int64), root)
 
 
-def decode_all(paths: list[Path], spec: ModelSpec) -> np.ndarray:
-    """uint8 NHWC at the model's input size, decoded exactly as ``Classifier`` decodes."""
+def decode_all(items: Sequence[ImageInput], spec: ModelSpec) -> Iterator[np.ndarray | Failure]:
+    """Each item as the uint8 HxWx3 the model takes, or its Failure, in order, one at a time in this thread.
+
+    The one way to decode images outside `Classifier.classify`, for callers that feed an engine themselves
+    (`benchmark`, and `serve` for several images in one request): it is the classifier's own per-item
+    decoding, so a file gets the same pixels, and the same refusal, as `edgecls infer` gives it.
+    """
+    for result in decode_in_order(items, spec, workers=1, lookahead=1):
+        yield result if isinstance(result, Failure) else result.pixels
+
+
+def decode_array(paths: Sequence[Path], spec: ModelSpec) -> np.ndarray:
+    """uint8 NHWC of ``paths`` by `decode_all`, for a measurement that needs every image: EdgeclsError
+    naming the first one that cannot be decoded."""
     out = np.empty((len(paths), spec.input_size, spec.input_size, 3), dtype=np.uint8)
-    for i, path in enumerate(track(paths, len(paths), f"decoding {len(paths)} images")):
-        try:
-            out[i] = resize_for_model(load_rgb(path, spec.input_size), spec)
-        except DECODE_ERRORS as e:
-            raise EdgeclsError(f"cannot decode {path}: {e}") from None
+    for i, result in enumerate(track(decode_all(paths, spec), len(paths), f"decoding {len(paths)} images")):
+        if isinstance(result, Failure):
+            raise EdgeclsError(f"cannot decode {result.source}: {result.error}")
+        out[i] = result
     return out
 
 

@@ -32,7 +32,7 @@ def test_json_lines_for_a_folder(export_dir, photos):
         assert {"path", "label", "index", "prob", "top_k", "time_ms"} <= row.keys()
         assert len(row["top_k"]) == 2 and row["top_k"][0] == [row["label"], row["prob"]]
         assert {"decode", "preprocess", "model"} == row["time_ms"].keys()
-    assert "4 classified, 0 failed" in result.stderr
+    assert "4 classified, 0 refused, 1 skipped (" in result.stderr  # readme.txt
 
 
 def test_text_output_and_failures_give_exit_1(export_dir, photos):
@@ -46,7 +46,7 @@ def test_text_output_and_failures_give_exit_1(export_dir, photos):
     assert result.returncode == 1
     assert result.stdout.startswith(str(photos / "frog0.jpg") + ": ") and len(result.stdout.splitlines()) == 1
     assert f"{bad}: error: {expected}" in result.stderr.splitlines()
-    assert "1 classified, 1 failed" in result.stderr and "Traceback" not in result.stderr
+    assert "1 classified, 1 refused, 0 skipped (" in result.stderr and "Traceback" not in result.stderr
     as_json = run_cli("infer", str(bad), "--model", str(export_dir), "--json")
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout) == {"path": str(bad), "error": expected}

@@ -38,7 +38,7 @@ def test_every_suffix_pillow_opens_is_walked(mixed_folder):
     assert result.returncode == 0, result.stderr
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert sorted(Path(r["path"]).suffix for r in rows) == sorted([f".{e}" for e in EXTRA_FORMATS] * 2)
-    assert "2 non-image files skipped" in result.stderr and "12 classified" in result.stderr
+    assert "12 classified, 0 refused, 2 skipped (" in result.stderr
     assert {r["label"] for r in rows if Path(r["path"]).name.startswith("0-")} == {"ship"}
 
 

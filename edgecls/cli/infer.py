@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, List, Optional
@@ -23,7 +24,7 @@ Opt = typer.Option
 @dataclass
 class Inputs:
     paths: list[Path | str]
-    skipped: int  # files met while walking folders that are not images Pillow can open
+    skipped: int  # files met while walking folders whose extension no Pillow format opens
 
 
 def collect_inputs(inputs: list[Path]) -> Inputs:
@@ -49,19 +50,24 @@ def collect_inputs(inputs: list[Path]) -> Inputs:
 
 def infer_command(
     inputs: Annotated[List[Path], typer.Argument(help="Image files and/or folders (walked for images).")],
-    model: Annotated[Optional[Path], Opt(help="An .onnx, an OpenVINO .xml, an export folder, or a shipped model's "
+    model: Annotated[Optional[Path], Opt(help="An .onnx, an OpenVINO .xml, a .tflite, an NCNN .param, a .pte, an "
+                                              "export folder, or a shipped model's "
                                               "name: resnet20 (the default), airbench (more accurate, half the "
                                               "throughput).")] = None,
     top_k: Annotated[int, Opt(help="How many classes to show per image.")] = 3,
     as_json: Annotated[bool, Opt("--json", help="One JSON object per line.")] = False,
-    backend: Annotated[str, Opt(help="auto, onnxruntime or openvino.")] = "auto",
+    backend: Annotated[str, Opt(help="auto, onnxruntime, openvino, litert, ncnn or executorch.")] = "auto",
     device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
                                               "(cpu, cuda, …) \\[default: CPU].", show_default=False)] = None,
     batch_size: Annotated[int, Opt(help="Images per engine call.")] = 32,
     threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).")] = None,
     show_time: Annotated[bool, Opt("--time", help="Report decode, preprocess and model milliseconds.")] = False,
 ) -> None:
-    """Classify images; exit 0 if all succeeded, 1 if some failed, 2 on usage errors."""
+    """Classify images; exit 0 if all succeeded, 1 if some were refused, 2 on usage errors.
+
+    A file that cannot be decoded is refused on its own line (the reason is Pillow's) and the run goes on;
+    the last line counts the files classified, refused, and skipped while walking folders.
+    """
     from edgecls.runtime import Classifier, Failure
     from edgecls.runtime.model_files import STREAM_IMAGES
 
@@ -76,20 +82,23 @@ def infer_command(
     if not found.paths:
         typer.echo(f"error: no images found in the given inputs{skipped}", err=True)
         raise typer.Exit(2)
-    ok = failed = 0
+    # Pillow warns, without naming the file, about damage it decoded around (corrupt EXIF, skipped TIFF tags):
+    # each file already gets its own line, and a refused one its reason.
+    warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
+    ok = refused = 0
     write, line = sys.stdout.write, _line_format(as_json, show_time)
     for result in clf.classify(found.paths, top_k=top_k, batch_size=max(1, batch_size)):
         if isinstance(result, Failure):
-            failed += 1
+            refused += 1
             _emit_failure(result, as_json)
         else:
             ok += 1
             write(line(result))
     sys.stdout.flush()
-    summary = (f"{ok} classified, {failed} failed{skipped} "
+    summary = (f"{ok} classified, {refused} refused, {found.skipped} skipped "
                f"({clf.choice.format} via {clf.choice.engine}: {clf.choice.path})")
     typer.echo(summary, err=True)
-    raise typer.Exit(1 if failed else 0)
+    raise typer.Exit(1 if refused else 0)
 
 
 def _line_format(as_json: bool, show_time: bool) -> Callable[[Prediction], str]:

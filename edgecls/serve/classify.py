@@ -18,7 +18,7 @@ from edgecls.runtime.rows import failure_row, prediction_row
 
 from .asgi import header
 from .batching import Ticket
-from .decode import BadImage, decode_all
+from .decode import BadImage, decode_uploads
 from .errors import ApiError, send_json
 from .scoring import predictions
 
@@ -56,7 +56,7 @@ async def _one_image(state, ticket: Ticket, model, data: bytes, top_k: int) -> d
 
 async def _several_images(state, ticket: Ticket, model, uploads: list[tuple[str, bytes]], top_k: int) -> list[dict]:
     """The multipart case: one row per part, an error row for each part that is not a usable image."""
-    decoded = await decode_all(state.decode_pool, [data for _, data in uploads], model.classifier.spec)
+    decoded = await decode_uploads(state.decode_pool, [data for _, data in uploads], model.classifier.spec)
     good = [x for x in decoded if not isinstance(x, BadImage)]
     if len(good) < len(decoded):
         state.metrics.errors.labels("bad_image").inc(len(decoded) - len(good))

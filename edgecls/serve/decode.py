@@ -3,7 +3,11 @@
 An upload is opened (its header read) on the event loop. Small images are decoded right there: for
 them a hop to the decode pool (queueing, waking a thread, then fighting the loop for the GIL) costs
 more than the decode itself. Larger ones go to the pool, where Pillow releases the GIL while it
-decodes, so the loop stays free for other requests.
+decodes, so the loop stays free for other requests. Several images in one request are decoded by the
+runtime's `decode_all`, in the pool, after their headers passed here.
+
+Whatever Pillow raises on an upload's bytes is that upload's `BadImage` (a 4xx), never a 500: the
+runtime's `pillow_decoding` guard turns it into an `UnreadableImage` first.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from concurrent.futures import Executor
 import numpy as np
 from PIL import Image
 
-from edgecls.runtime.classifier import DECODE_ERRORS, describe_decode_error
+from edgecls.imageops import pillow_decoding
+from edgecls.runtime.classifier import DECODE_ERRORS, Failure
+from edgecls.runtime.evaluate import decode_all
 from edgecls.runtime.preprocess import decode_opened, normalize, resize_for_model
 from edgecls.spec import ModelSpec
 
@@ -36,14 +42,14 @@ def _as_bad_image():
     except BadImage:
         raise
     except DECODE_ERRORS as e:
-        raise BadImage(describe_decode_error(e)) from None
+        raise BadImage(str(e)) from None
 
 
 def open_upload(data: bytes) -> Image.Image:
     """The upload opened, its header read and its size checked; nothing decoded yet. BadImage if unusable."""
     if not data:
         raise BadImage("empty image (zero bytes)")
-    with _as_bad_image():
+    with _as_bad_image(), pillow_decoding():
         img = Image.open(io.BytesIO(data))
     refuse_bomb(*img.size)
     return img
@@ -72,20 +78,21 @@ def refuse_bomb(width: int, height: int) -> None:
         raise BadImage(f"refused: {width}x{height} pixels is over the {limit} pixel limit (decompression bomb?)")
 
 
-async def decode_all(pool: Executor, blobs: list[bytes], spec: ModelSpec) -> list[np.ndarray | BadImage]:
-    """Every blob decoded (small ones in place, others in ``pool``, side by side), a BadImage in place of
-    each unusable one."""
-    loop = asyncio.get_running_loop()
-
-    async def one(data: bytes) -> np.ndarray | BadImage:
+async def decode_uploads(pool: Executor, blobs: list[bytes], spec: ModelSpec) -> list[np.ndarray | BadImage]:
+    """Several uploads: each one's header checked here (empty, not an image, a bomb), then the rest decoded
+    by the runtime's `decode_all` in one trip to ``pool``; a normalized row, or a BadImage, per upload."""
+    checked: list[bytes | BadImage] = []
+    for data in blobs:
         try:
-            img = open_upload(data)
-            if decodes_inline(img):
-                return decode_upload(img, spec)
-            return await loop.run_in_executor(pool, decode_upload, img, spec)
+            open_upload(data).close()
+            checked.append(data)
         except BadImage as e:
-            return e
+            checked.append(e)
+    usable = [c for c in checked if not isinstance(c, BadImage)]
+    rows = await asyncio.get_running_loop().run_in_executor(pool, _decode_rows, usable, spec) if usable else []
+    decoded = iter(rows)
+    return [c if isinstance(c, BadImage) else next(decoded) for c in checked]
 
-    if len(blobs) == 1:  # no gather (and its tasks) for the common case
-        return [await one(blobs[0])]
-    return list(await asyncio.gather(*(one(data) for data in blobs)))
+
+def _decode_rows(blobs: list[bytes], spec: ModelSpec) -> list[np.ndarray | BadImage]:
+    return [BadImage(r.error) if isinstance(r, Failure) else normalize(r[None], spec) for r in decode_all(blobs, spec)]

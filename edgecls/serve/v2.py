@@ -10,7 +10,7 @@ from starlette.routing import Route
 from edgecls import __version__
 from edgecls.bundle import ONNXRUNTIME, OPENVINO
 
-from .decode import BadImage, decode_all
+from .decode import BadImage, decode_uploads
 from .errors import ApiError
 from .v2_codec import HEADER_LENGTH, INPUT_NAME, OUTPUT_NAME, encode_response, input_shape, parse_infer
 
@@ -58,7 +58,7 @@ async def infer(request: Request) -> Response:
 
 
 async def _decode_images(state, model, images: list[bytes]) -> np.ndarray:
-    rows = await decode_all(state.decode_pool, images, model.classifier.spec)
+    rows = await decode_uploads(state.decode_pool, images, model.classifier.spec)
     for n, row in enumerate(rows):
         if isinstance(row, BadImage):
             raise ApiError(400, "bad_image", f"input '{INPUT_NAME}' element {n}: {row}")
