@@ -17,6 +17,9 @@ from .errors import EdgeclsError
 
 INTERPOLATIONS = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC,
                   "nearest": Image.Resampling.NEAREST}
+# Formats Pillow opens through another format's opener, so they are missing from Image.OPEN: an .mpo file
+# (a JPEG with more frames) is opened by the JPEG plugin.
+OPENED_AS = {"MPO": "JPEG"}
 REASON_CHARS = 300  # a refusal reason is one line of at most this many characters
 
 
@@ -80,7 +83,7 @@ def _preinit_suffixes() -> frozenset[str]:
 
 def _openable_suffixes() -> frozenset[str]:
     """The extensions of the formats Pillow has registered so far that it can open (not only save)."""
-    return frozenset(ext for ext, fmt in Image.EXTENSION.items() if fmt in Image.OPEN)
+    return frozenset(ext for ext, fmt in Image.EXTENSION.items() if OPENED_AS.get(fmt, fmt) in Image.OPEN)
 
 
 def is_image_suffix(suffix: str) -> bool:

@@ -13,6 +13,8 @@ import io
 import json
 import re
 import struct
+import subprocess
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecls.imageops import image_suffixes, open_rgb
+from edgecls.imageops import open_rgb
 from edgecls.runtime import Classifier
 
 from .conftest import CLASSES, REPO, run_cli
@@ -56,10 +58,11 @@ class Corpus:
     root: Path  # root/test/<class>/<format>-<mode>-<n>-<variant>.<ext>
     files: dict[Path, str]  # every file -> the format it was written in
     whole: dict[Path, Path]  # each untouched file -> the CIFAR image it was made from
+    suffixes: frozenset[str]  # what a fresh `edgecls` process walks (this one's Pillow may have learnt more)
 
     def walked(self) -> list[Path]:
         """The files a folder walk picks up (those with an extension Pillow opens), in the walk's order."""
-        return sorted(p for p in self.files if p.suffix.lower() in image_suffixes())
+        return sorted(p for p in self.files if p.suffix.lower() in self.suffixes)
 
     def unnamed(self) -> list[Path]:
         """Files of a format Pillow opens but registers no extension for (SPIDER): a walk skips them, so the
@@ -99,13 +102,18 @@ def extension(fmt: str) -> str:
 
 
 def encode(img: Image.Image, fmt: str, mode: str) -> bytes:
-    buf = io.BytesIO()
     if mode == "P+t":  # a palette image with a transparent index
-        img.convert("P").save(buf, format=fmt, transparency=0)
-    elif mode == "I;16":
-        Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257).save(buf, format=fmt)
-    else:
-        img.convert(mode).save(buf, format=fmt)
+        return encoded(img.convert("P"), fmt, transparency=0)
+    if mode == "I;16":
+        return encoded(Image.fromarray(np.asarray(img.convert("L"), dtype=np.uint16) * 257), fmt)
+    return encoded(img.convert(mode), fmt)
+
+
+def encoded(img: Image.Image, fmt: str, **options) -> bytes:
+    """The file's bytes, written to memory: saving to a named file has side effects (Pillow's SPIDER writer
+    registers the file's extension for the rest of the process)."""
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **options)
     return buf.getvalue()
 
 
@@ -195,7 +203,15 @@ def build_corpus(root: Path, cifar: Path) -> Corpus:
                 files[path] = fmt
                 if variant == "whole":
                     whole[path] = src
-    return Corpus(root, files, whole)
+    return Corpus(root, files, whole, walked_suffixes())
+
+
+def walked_suffixes() -> frozenset[str]:
+    """`image_suffixes()` as a fresh process sees it: Pillow keeps extensions registered at run time (saving
+    a SPIDER file to a named path registers its suffix), so this process's answer can depend on test order."""
+    code = "from edgecls.imageops import image_suffixes; print(' '.join(sorted(image_suffixes())))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return frozenset(out.split())
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +267,7 @@ def test_a_float_image_with_nan_and_infinities_scales_by_its_finite_range(tmp_pa
     whole image into undefined bytes. NaN counts as the low end, infinities as the ends they point to."""
     values = np.array([[np.nan, np.inf, -np.inf, 0.0, 5.0, 10.0]], dtype=np.float32)
     path = tmp_path / "floats.spider"
-    Image.fromarray(values).save(path, format="SPIDER")
+    path.write_bytes(encoded(Image.fromarray(values), "SPIDER"))
     gray = np.asarray(open_rgb(path))[0, :, 0]
     assert gray.tolist() == [0, 255, 0, 0, 128, 255]
 
