@@ -27,8 +27,15 @@ GOLDEN = "golden.npz"
 GOLDEN_IMAGES = 64
 REFERENCE = "pytorch"  # PyTorch eager FP32: the logits every format is compared with, by this one name
 
-FP32, INT8 = "fp32", "int8"
+FP32, FP16, INT8 = "fp32", "fp16", "int8"
 TORCH, ONNXRUNTIME, OPENVINO = "torch", "onnxruntime", "openvino"
+LITERT, NCNN, EXECUTORCH = "litert", "ncnn", "executorch"
+# LiteRT files have no dynamic axes: the batch they are converted at (phones run one image at a time), recorded
+# in the manifest's input_shape; the engine feeds any number of images this many at a time.
+LITERT_BATCH = 1
+# Files whose format has no place for edgecls's metadata (NCNN's .param, LiteRT and ExecuTorch as converted)
+# carry it beside them: the model file's name plus this suffix, a companion with its own sha256.
+META_SIDECAR = ".json"
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class FormatInfo:
     engines: tuple[str, ...]  # engines that can run the file, preferred first
     suffixes: tuple[str, ...]  # files written, model file first (stem = model name)
     int8_of: str | None = None  # the FP32 format this one quantizes
+    converted_from: str | None = None  # the file this one is converted from (built in scratch if not chosen)
+    fixed_batch: int | None = None  # the batch the file is fixed at whatever --dynamic-batch says
 
     @property
     def engine(self) -> str:
@@ -51,6 +60,17 @@ FORMATS: dict[str, FormatInfo] = {f.name: f for f in (
     FormatInfo("openvino", "OpenVINO FP32", FP32, (OPENVINO,), (".xml", ".bin")),
     FormatInfo("onnx-int8", "ONNX INT8", INT8, (ONNXRUNTIME, OPENVINO), ("-int8.onnx",), int8_of="onnx"),
     FormatInfo("openvino-int8", "OpenVINO INT8", INT8, (OPENVINO,), ("-int8.xml", "-int8.bin"), int8_of="openvino"),
+    FormatInfo("onnx-fp16", "ONNX FP16", FP16, (ONNXRUNTIME, OPENVINO), ("-fp16.onnx",), converted_from="onnx"),
+    FormatInfo("openvino-fp16", "OpenVINO FP16", FP16, (OPENVINO,), ("-fp16.xml", "-fp16.bin")),
+    FormatInfo("litert", "LiteRT FP32", FP32, (LITERT,), (".tflite", ".tflite" + META_SIDECAR),
+               fixed_batch=LITERT_BATCH),
+    FormatInfo("litert-int8", "LiteRT INT8", INT8, (LITERT,), ("-int8.tflite", "-int8.tflite" + META_SIDECAR),
+               int8_of="litert", fixed_batch=LITERT_BATCH),
+    FormatInfo("ncnn", "NCNN FP32", FP32, (NCNN,), (".ncnn.param", ".ncnn.bin", ".ncnn.param" + META_SIDECAR),
+               converted_from="onnx"),
+    FormatInfo("executorch", "ExecuTorch FP32", FP32, (EXECUTORCH,), (".pte", ".pte" + META_SIDECAR)),
+    FormatInfo("executorch-int8", "ExecuTorch INT8", INT8, (EXECUTORCH,), ("-int8.pte", "-int8.pte" + META_SIDECAR),
+               int8_of="executorch"),
 )}
 
 # --- what "equal to PyTorch" means: one rule for the export gate, verify, benchmark and the tests ----------
@@ -156,6 +176,10 @@ def fp32_failures(logits: np.ndarray, ref: np.ndarray, bar: dict | None = None) 
         if f]
 
 
+# FP16 files (ONNX FP16, OpenVINO FP16): the FP32 rule with a bar for half-precision weights (and, for ONNX,
+# activations rounded to FP16 between kernels). Measured on the shipped bundles' parity rows: see FP16 below.
+FP16_MAX_REL_DLOGIT = 1e-2
+
 # What verify holds each row to; written into the manifest so a bundle carries its own bar.
 # FP32: the rule above. INT8: integer kernels differ between CPUs (VNNI or not), so top-1 agreement is the
 # gate: with its own build-machine logits, and with PyTorch no worse than the build machine's agreement by
@@ -164,6 +188,7 @@ def fp32_failures(logits: np.ndarray, ref: np.ndarray, bar: dict | None = None) 
 TOLERANCE = {
     FP32: {"max_rel_dlogit": FP32_MAX_REL_DLOGIT, "near_tie_rel": NEAR_TIE_REL},
     INT8: {"min_agreement_build": 0.95, "max_rel_dlogit_build": 0.10, "max_agreement_drop": 0.05},
+    FP16: {"max_rel_dlogit": FP16_MAX_REL_DLOGIT, "near_tie_rel": 2 * FP16_MAX_REL_DLOGIT},
     "end_to_end": {"min_agreement": 0.95},
 }
 
@@ -181,6 +206,13 @@ def reference_bundle(name: str = DEFAULT_SHIPPED) -> Path:
     import edgecls.reference
 
     return Path(edgecls.reference.__file__).parent / SHIPPED[name]
+
+
+def reference_checkpoint() -> Path:
+    """The shipped ResNet-20's checkpoint (package data: a wheel has it too), the default of `edgecls export`."""
+    import edgecls.reference
+
+    return Path(edgecls.reference.__file__).parent / f"{DEFAULT_SHIPPED}.pt"
 
 
 def model_location(model: Path | None) -> Path:

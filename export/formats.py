@@ -5,7 +5,10 @@ how to run it for the parity gate and what to record about it. ONNX and OpenVINO
 through the runtime's own engines (``edgecls.runtime.engines``), with the options ``Classifier``
 and ``edgecls infer`` use, so what the gate proves is what a device runs; TorchScript keeps its own
 loader, being torch by nature. INT8 rows quantize the FP32 row named by ``int8_of`` and are built
-after it.
+after it. FP16 rows and NCNN are converted from the ONNX file (``converted_from``), reusing it when
+it is among the chosen formats. Rows whose converter lives in an optional extra name it (``needs``):
+``--format all`` builds every row whose converter is installed and lists the others with why; a row
+named explicitly without its converter is a one-line error naming the extra.
 """
 
 from __future__ import annotations
@@ -17,11 +20,16 @@ from typing import Callable
 import numpy as np
 
 from edgecls.bundle import FORMATS as BUNDLE_FORMATS
-from edgecls.bundle import FormatInfo
-from edgecls.errors import EdgeclsError
+from edgecls.bundle import INT8, FormatInfo
+from edgecls.errors import EdgeclsError, UsageError
+from edgecls.extras import EXTRAS, missing_of
 from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, open_engine
 
+from .executorch_export import build_executorch, build_executorch_int8, executorch_int8_settings, executorch_limits
+from .fp16 import build_onnx_fp16, build_openvino_fp16
 from .job import ExportJob
+from .litert_export import build_litert, build_litert_int8, litert_int8_settings
+from .ncnn_export import build_ncnn
 from .onnx_export import build_onnx
 from .openvino_export import build_openvino
 from .quantize import build_onnx_int8, build_openvino_int8, onnx_int8_settings, openvino_int8_settings
@@ -38,6 +46,8 @@ class Format:
     fixes_batch: bool = True  # False: the file accepts any batch even with --static-batch
     extra_checks: tuple[tuple[str, Callable[[Path], Runner]], ...] = ()  # reported, never gating
     settings: Callable[[ExportJob], dict] | None = None  # recorded in the manifest (quantizer options)
+    needs: tuple[str, tuple[str, ...]] | None = None  # (extra, import names) its converter needs beyond `export`
+    describe: Callable[[Path], dict] | None = None  # manifest keys read back from the built file (max_batch)
 
     name = property(lambda self: self.info.name)
     suffixes = property(lambda self: self.info.suffixes)
@@ -52,6 +62,11 @@ def engine_runner(engine: str, precision: str = PINNED) -> Callable[[Path], Runn
 
 
 _OV_DEFAULT = (("cpu-default-precision", engine_runner("openvino", DEFAULT_PRECISION)),)
+_NCNN_DEFAULT = (("ncnn-default-fp16", engine_runner("ncnn", DEFAULT_PRECISION)),)
+_FP16 = ("export", ("onnxconverter_common",))
+_NCNN = ("export", ("pnnx", "ncnn"))
+_LITERT = ("litert-export", EXTRAS["litert-export"])
+_EXECUTORCH = ("executorch", EXTRAS["executorch"])
 
 
 def _row(name: str, build, **kw) -> Format:
@@ -66,23 +81,57 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     _row("openvino", build_openvino, extra_checks=_OV_DEFAULT),
     _row("onnx-int8", build_onnx_int8, settings=onnx_int8_settings),
     _row("openvino-int8", build_openvino_int8, extra_checks=_OV_DEFAULT, settings=openvino_int8_settings),
+    _row("onnx-fp16", build_onnx_fp16, needs=_FP16),
+    _row("openvino-fp16", build_openvino_fp16),
+    _row("litert", build_litert, needs=_LITERT),
+    _row("litert-int8", build_litert_int8, settings=litert_int8_settings, needs=_LITERT),
+    _row("ncnn", build_ncnn, fixes_batch=False, extra_checks=_NCNN_DEFAULT, needs=_NCNN),
+    _row("executorch", build_executorch, needs=_EXECUTORCH, describe=executorch_limits),
+    _row("executorch-int8", build_executorch_int8, settings=executorch_int8_settings, needs=_EXECUTORCH,
+         describe=executorch_limits),
 )}
 
-FP32_NAMES = tuple(n for n, f in FORMATS.items() if f.precision == "fp32")
+# What --format takes: every row but the INT8 ones, which --int8 adds to the rows they quantize.
+BASE_NAMES = tuple(n for n, f in FORMATS.items() if f.precision != INT8)
 
 
-def resolve_formats(spec: str, int8: bool) -> list[Format]:
-    """``spec`` is ``all`` or comma-separated FP32 format names; ``int8`` adds each one's INT8 row."""
-    names = FP32_NAMES if spec.strip() == "all" else tuple(n.strip() for n in spec.split(",") if n.strip())
-    unknown = [n for n in names if n not in FP32_NAMES]
+def missing_converter(fmt: Format) -> str | None:
+    """Why ``fmt`` cannot be built here (None: it can), naming the extra to install."""
+    if fmt.needs is None:
+        return None
+    extra, modules = fmt.needs
+    missing = missing_of(modules)
+    return f"needs the {extra} extra ({', '.join(missing)} missing): pip install 'edgecls[{extra}]'" if missing \
+        else None
+
+
+def resolve_formats(spec: str, int8: bool, skipped: dict[str, str] | None = None) -> list[Format]:
+    """``spec`` is ``all`` or comma-separated format names; ``int8`` adds each one's INT8 row. In table order.
+
+    ``all`` leaves out the rows whose converter is not installed, recording why in ``skipped``; a row named
+    explicitly without its converter is a UsageError naming the extra.
+    """
+    everything = spec.strip() == "all"
+    names = BASE_NAMES if everything else tuple(n.strip() for n in spec.split(",") if n.strip())
+    unknown = [n for n in names if n not in BASE_NAMES]
     if unknown or not names:
-        raise EdgeclsError(f"unknown --format {spec!r}; choose from {', '.join(FP32_NAMES)}, all "
+        raise EdgeclsError(f"unknown --format {spec!r}; choose from {', '.join(BASE_NAMES)}, all "
                            "(comma-separated for several)")
-    chosen = [FORMATS[n] for n in dict.fromkeys(names)]
+    chosen = [FORMATS[n] for n in names]
     if int8:
         variants = [f for f in FORMATS.values() if f.int8_of in names]
         if not variants:
             raise EdgeclsError(f"--int8 has no INT8 variant of {spec!r}; INT8 exists for "
                                f"{', '.join(f.int8_of for f in FORMATS.values() if f.int8_of)}")
         chosen += variants
-    return chosen
+    buildable = []
+    for fmt in chosen:
+        why = missing_converter(fmt)
+        if why and not everything:
+            raise UsageError(f"--format {fmt.name} {why}")
+        if why and skipped is not None:
+            skipped[fmt.name] = why
+        if not why:
+            buildable.append(fmt)
+    order = list(FORMATS)
+    return sorted(dict.fromkeys(buildable), key=lambda f: order.index(f.name))

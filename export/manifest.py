@@ -25,6 +25,8 @@ from .job import ExportJob
 
 def input_shape(fmt: Format, job: ExportJob) -> list:
     size = job.spec.input_size
+    if fmt.info.fixed_batch:  # fixed by the format whatever --dynamic-batch says (LiteRT)
+        return [fmt.info.fixed_batch, 3, size, size]
     return ["batch" if job.dynamic_batch or not fmt.fixes_batch else 1, 3, size, size]
 
 
@@ -34,6 +36,7 @@ def format_entry(fmt: Format, job: ExportJob, parity: dict | None) -> dict:
         "format": fmt.name, **file_entry(model_file), "companions": [file_entry(p) for p in companions],
         "precision": fmt.precision, "engine": fmt.engine, "input_shape": input_shape(fmt, job),
         "source_sha256": job.metadata[META_SOURCE_SHA256],
+        **(fmt.describe(model_file) if fmt.describe else {}),
         "parity": parity["results"][fmt.name] if parity else None,
     }
 

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecls.bundle import FP32, FP32_MAX_REL_DLOGIT, REFERENCE, fp32_failures, max_rel_dlogit, top1_agreement
+from edgecls.bundle import (FP16, FP32, FP32_MAX_REL_DLOGIT, REFERENCE, TOLERANCE, fp32_failures, max_rel_dlogit,
+                            top1_agreement)
 from edgecls.progress import track
 
 from .data import CheckSet
@@ -48,8 +49,8 @@ def compare(logits: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:
 def check_format(fmt: Format, path: Path, check: CheckSet, ref: np.ndarray, batch: int) -> dict:
     logits = run_batched(fmt.load(path), check.images, batch, f"checking {fmt.name}")
     row = {"engine": fmt.engine, "precision": fmt.precision, **compare(logits, ref, check.labels)}
-    row["gating"] = fmt.precision == FP32
-    row["failures"] = fp32_failures(logits, ref) if row["gating"] else []
+    row["gating"] = fmt.precision in (FP32, FP16)  # float files: the same rule, each precision's bar
+    row["failures"] = fp32_failures(logits, ref, TOLERANCE[fmt.precision]) if row["gating"] else []
     row["passed"] = not row["failures"] if row["gating"] else None
     row["extra"] = {
         label: compare(run_batched(load(path), check.images, batch, f"checking {fmt.name} ({label})"),

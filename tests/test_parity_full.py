@@ -72,7 +72,9 @@ def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
 
     checkpoint = checkpoint_for(request.param)
     out = tmp_path_factory.mktemp(f"parity-{request.param}") / "export"
-    opts = ExportOptions(checkpoint=checkpoint, formats="all", int8=True, out=out, data=str(cifar_dir),
+    # the edge formats' 10,000-image parity is benchmarks/edge_formats.py (issue 25), not a test's time
+    opts = ExportOptions(checkpoint=checkpoint, formats="torchscript,onnx,openvino", int8=True, out=out,
+                         data=str(cifar_dir),
                          cache_dir=str(cache_dir), check_images=0)
     manifest = export_checkpoint(opts, log=lambda m: None).manifest
     export = {e["format"]: out / e["path"] for e in manifest["files"]}

@@ -15,14 +15,16 @@ Opt = typer.Option
 
 def export_command(
     checkpoint: Annotated[Optional[Path], typer.Argument(
-        help="Checkpoint to export (default: newest artifacts/runs/*/best.pt, else artifacts/reference/resnet20.pt).",
+        help="Checkpoint to export (default: newest artifacts/runs/*/best.pt, else the shipped ResNet-20).",
         show_default=False)] = None,
     format: Annotated[str, Opt(
-        "--format", help="torchscript, onnx, openvino or all; several comma-separated. TorchScript (via "
+        "--format", help="torchscript, onnx, openvino, onnx-fp16, openvino-fp16, litert, ncnn, executorch or all "
+        "(every one whose converter is installed; the rest are listed); several comma-separated. TorchScript (via "
         "torch.jit.trace) is deprecated upstream in favour of torch.export; still shipped for LibTorch users.",
     )] = "all",
-    int8: Annotated[bool, Opt("--int8", help="Also build INT8 variants: openvino-int8 (NNCF PTQ) and onnx-int8 "
-                                             "(onnxruntime static QDQ) of the chosen formats.")] = False,
+    int8: Annotated[bool, Opt("--int8", help="Also build INT8 variants: openvino-int8 (NNCF PTQ), onnx-int8 "
+                                             "(onnxruntime static QDQ), litert-int8 (ai-edge-quantizer static) and "
+                                             "executorch-int8 (PT2E, XNNPACK) of the chosen formats.")] = False,
     out: Annotated[Optional[Path], Opt(help="Export folder (default artifacts/exports/<model>-<sha8>); replaced "
                                             "only when everything succeeded.", show_default=False)] = None,
     data: Annotated[Optional[str], Opt(help="'cifar10' or PATH with train/<class>/* and test/<class>/*: the parity "

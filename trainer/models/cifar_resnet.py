@@ -23,7 +23,9 @@ class PadShortcut(nn.Module):
         self.extra_channels = extra_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
+        # A 1x1 max-pool with this stride is the same subsampling, value for value, as x[:, :, ::s, ::s]; unlike a
+        # strided slice, every runtime has it (NCNN has no layer for a slice with steps, so pnnx could not convert it).
+        x = F.max_pool2d(x, 1, self.stride)
         half = self.extra_channels // 2
         return F.pad(x, (0, 0, 0, 0, half, self.extra_channels - half))
 
