@@ -73,4 +73,5 @@ def build_litert_int8(job: ExportJob, path: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         calibration = qt.calibrate({signature: batches}, num_threads=1)
         qt.quantize(calibration, enable_progress_report=False).export_model(str(path), overwrite=True)
+    path.chmod(0o644)  # the quantizer writes through mmap with the executable bit set
     write_sidecar(path, with_precision(job.metadata, INT8))
