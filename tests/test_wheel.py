@@ -68,7 +68,7 @@ def test_wheel_holds_the_namespaced_packages(wheel):
     assert not any(n.startswith(("trainer/", "runtime/", "export/", "tests/", "docs/")) for n in names)
     assert "edgecls/reference/airbench/exports/airbench-int8.onnx" in names  # shipped beside ResNet-20…
     assert not any(n.endswith("airbench.pt") for n in names)  # …without its checkpoint
-    assert os.path.getsize(wheel) <= 20 * 2**20
+    assert os.path.getsize(wheel) <= 25 * 10**6  # issue 25's budget, with every shipped bundle's edge formats
 
 
 def test_wheel_declares_only_the_base_dependencies(wheel):
