@@ -181,8 +181,8 @@ SECTIONS = {"eval": report_eval, "verify": report_verify, "latency": report_late
 
 
 def main() -> None:
-    from edgecls.cpu import cpu_name, instruction_sets
-    from edgecls.runtime.engines import default_threads
+    from edgecls.host import cpu_name, instruction_sets
+    from edgecls.host import usable_cores
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=REPO / "artifacts/reference/exports")
@@ -193,7 +193,7 @@ def main() -> None:
     ap.add_argument("--venv", type=Path, default=Path("/tmp/base"))
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma list of " + ", ".join(SECTIONS))
     args = ap.parse_args()
-    print(f"CPU: {cpu_name()}, {default_threads()} cores usable, flags {', '.join(instruction_sets()) or 'none'}; "
+    print(f"CPU: {cpu_name()}, {usable_cores()} cores usable, flags {', '.join(instruction_sets()) or 'none'}; "
           f"load average at start {os.getloadavg()[0]:.2f}")
     for name in args.sections.split(","):
         SECTIONS[name.strip()](args)

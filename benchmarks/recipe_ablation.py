@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from edgecls.atomic import write_text_atomic
-from edgecls.cpu import cpu_class, instruction_sets
+from edgecls.host import cpu_class, instruction_sets
 
 SWITCHES = {
     "full recipe": [],

@@ -194,7 +194,7 @@ def auto_choices(model: Path) -> dict[str, str]:
 
 
 def main() -> None:
-    from edgecls.cpu import cpu_name, instruction_sets
+    from edgecls.host import cpu_name, instruction_sets
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", default=sys.executable)

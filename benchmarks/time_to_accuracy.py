@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from edgecls.atomic import write_text_atomic
-from edgecls.cpu import cpu_class, cpu_flags, cpu_name
+from edgecls.host import cpu_class, cpu_flags, cpu_name, usable_cores
 from edgecls.trainer.recipes import DEFAULT_MODEL
 
 CSV_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
@@ -55,7 +55,7 @@ def train(model: str, args, extra: list[str], out: Path) -> tuple[list[str], flo
 def write_csv(path: Path, cmd: list[str], env_note: str, flags: list[str], metrics: dict, process_s: float) -> None:
     lines = [f"# command: {env_note}{shlex.join(['edgecls', *cmd[3:]])}",
              f"# cpu_flags={','.join(flags)}",
-             f"# cpu={cpu_name()}; cores={len(os.sched_getaffinity(0))}; policy={metrics['policy']}",
+             f"# cpu={cpu_name()}; cores={usable_cores()}; policy={metrics['policy']}",
              ",".join(COLUMNS)]
     lines += [",".join(str(row[c]) for c in COLUMNS) for row in metrics["epochs"]]
     lines.append(f"# final: best.pt (epoch {metrics['best_epoch']}) fp32 with tta={metrics.get('tta', 'none')}: "

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-RESIZE_POLICIES = ("shorter-side-center-crop",)
+SHORTER_SIDE_CENTER_CROP = "shorter-side-center-crop"  # the one resize policy so far
+DEFAULT_INTERPOLATION = "bilinear"
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,8 @@ class ModelSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     input_size: int
-    resize: str = "shorter-side-center-crop"
-    interpolation: str = "bilinear"
+    resize: str = SHORTER_SIDE_CENTER_CROP
+    interpolation: str = DEFAULT_INTERPOLATION
     layout: str = "NCHW"
     extra: dict = field(default_factory=dict)
 
@@ -42,8 +43,8 @@ class ModelSpec:
             mean=tuple(float(v) for v in d["mean"]),
             std=tuple(float(v) for v in d["std"]),
             input_size=int(d["input_size"]),
-            resize=d.get("resize", "shorter-side-center-crop"),
-            interpolation=d.get("interpolation", "bilinear"),
+            resize=d.get("resize", SHORTER_SIDE_CENTER_CROP),
+            interpolation=d.get("interpolation", DEFAULT_INTERPOLATION),
             layout=d.get("layout", "NCHW"),
             extra=dict(d.get("extra", {})),
         )

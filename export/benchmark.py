@@ -25,9 +25,9 @@ import torch
 
 from edgecls.bundle import TORCH
 from edgecls.errors import EdgeclsError
+from edgecls.host import peak_rss_bytes, reset_peak_rss, usable_cores
 from edgecls.runtime.benchmark import PYTORCH, make_row, table_order
-from edgecls.runtime.engines import default_threads
-from edgecls.runtime.measure import THROUGHPUT_BATCH, peak_rss_bytes, reset_peak_rss, speed
+from edgecls.runtime.measure import THROUGHPUT_BATCH, speed
 
 from .formats import FORMATS, Runner
 
@@ -160,4 +160,4 @@ def _threads(name: str) -> int:
     """torch's own pool; for onnxruntime/OpenVINO the runtime's default (the cores this process may use)."""
     if name == PYTORCH or FORMATS[name].engine == TORCH:
         return torch.get_num_threads()
-    return default_threads()
+    return usable_cores()

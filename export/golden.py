@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from edgecls.bundle import GOLDEN, REFERENCE, TOLERANCE, Golden, file_entry, write_golden
-from edgecls.cpu import instruction_sets
+from edgecls.host import instruction_sets
 from edgecls.runtime.engines import openvino_available
 
 from .data import golden_images, normalize

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from edgecls.bundle import GOLDEN_IMAGES
+from edgecls.bundle import GOLDEN_IMAGES, reference_checkpoint
 from edgecls.errors import EdgeclsError
 
 from .formats import FORMATS, Format, resolve_formats
@@ -16,7 +16,6 @@ from .job import ExportJob
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset
 
 RUNS_GLOB = "artifacts/runs/*/best.pt"
-REFERENCE_CHECKPOINT = Path("artifacts/reference/resnet20.pt")
 EXPORTS_DIR = Path("artifacts/exports")
 
 
@@ -38,9 +37,10 @@ class ExportOptions:
     max_drop: float | None = None  # accuracy points; OpenVINO INT8 with accuracy control
     seed: int = 0
 
-    def validate(self) -> list[Format]:
-        """Check every option before any slow work; returns the formats in build order."""
-        formats = resolve_formats(self.formats, self.int8)
+    def validate(self, skipped: dict[str, str] | None = None) -> list[Format]:
+        """Check every option before any slow work; returns the formats in build order (``skipped``: the
+        rows `all` left out for want of their converter, with why)."""
+        formats = resolve_formats(self.formats, self.int8, skipped)
         checks = [
             (self.calib_size >= 1, "--calib-size must be at least 1"),
             (self.check_images >= 0, "--check-images must be 0 (skip the check) or more"),
@@ -74,9 +74,10 @@ def find_checkpoint() -> Path:
     runs = sorted(Path().glob(RUNS_GLOB), key=lambda p: p.stat().st_mtime)
     if runs:
         return runs[-1]
-    if REFERENCE_CHECKPOINT.is_file():
-        return REFERENCE_CHECKPOINT
-    raise EdgeclsError(f"no checkpoint given, and none found at {RUNS_GLOB} or {REFERENCE_CHECKPOINT}")
+    shipped = reference_checkpoint()
+    if shipped.is_file():
+        return shipped
+    raise EdgeclsError(f"no checkpoint given, and none found at {RUNS_GLOB} or {shipped}")
 
 
 def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportResult:
@@ -86,7 +87,8 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
     from .metadata import model_metadata
     from .staging import staged_folder
 
-    formats = opts.validate()
+    skipped: dict[str, str] = {}
+    formats = opts.validate(skipped)
     ckpt = Path(opts.checkpoint) if opts.checkpoint else find_checkpoint()
     payload, model, spec = load_export_source(ckpt)
     sha = file_sha256(ckpt)
@@ -96,6 +98,8 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
     data_from_checkpoint = opts.data is None
     opts = with_data_defaults(opts, payload.get("config") or {})
     log(f"exporting {ckpt} ({spec.model}, sha256 {sha[:12]}) → {out}: {', '.join(f.name for f in formats)}")
+    for name, why in skipped.items():
+        log(f"  skipped {name}: {why}")
     timings: dict[str, float] = {}
     with staged_folder(out) as workdir:  # an unwritable --out fails first, then data errors, before any build
         calibration, check = _load_data(opts, spec, formats, timings, data_from_checkpoint)

@@ -31,7 +31,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from edgecls.cpu import has_vnni
+from edgecls.host import has_vnni
 from edgecls.progress import track
 
 from .job import ExportJob

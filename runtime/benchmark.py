@@ -18,13 +18,14 @@ import numpy as np
 from edgecls.bundle import (FORMATS, FP32, REFERENCE, TORCH, Golden, max_rel_dlogit, read_golden, read_manifest,
                             top1_agreement, verify_files)
 from edgecls.errors import EdgeclsError, UsageError
+from edgecls.host import peak_rss_bytes, reset_peak_rss
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
 
 from .classifier import Classifier
-from .engines import OPENVINO, PINNED, open_engine, openvino_available
+from .engines import PINNED, engine_available, missing_engine, open_engine
 from .evaluate import Labelled, decode_array, labelled_files
-from .measure import THROUGHPUT_BATCH, peak_rss_bytes, reset_peak_rss, speed
+from .measure import THROUGHPUT_BATCH, speed
 from .model_files import BACKENDS, ModelChoice
 from .preprocess import normalize
 
@@ -111,10 +112,10 @@ def _pairs(manifest: dict, names: list[str], explicit: bool, backend: str, log) 
         raise EdgeclsError(f"the bundle has no {', '.join(missing)} (it holds {', '.join(entries)})")
     pairs = [(entries[name], engine) for name in names if name in entries for engine in FORMATS[name].engines
              if engine != TORCH and backend in ("auto", engine)]
-    if not openvino_available() and any(engine == OPENVINO for _, engine in pairs):
-        skipped = ", ".join(e["format"] for e, engine in pairs if engine == OPENVINO)
-        log(f"skipped on OpenVINO (not installed: pip install 'edgecls[openvino]'): {skipped}")
-        pairs = [(e, engine) for e, engine in pairs if engine != OPENVINO]
+    for absent in dict.fromkeys(engine for _, engine in pairs if not engine_available(engine)):
+        skipped = ", ".join(e["format"] for e, engine in pairs if engine == absent)
+        log(f"skipped ({missing_engine(absent)}): {skipped}")
+        pairs = [(e, engine) for e, engine in pairs if engine != absent]
     if not pairs:
         raise UsageError(f"the {backend} backend runs none of {', '.join(names)}")
     return pairs

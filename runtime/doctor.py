@@ -13,27 +13,36 @@ from pathlib import Path
 
 from edgecls import __version__
 from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, TORCH, read_manifest, verify_files
-from edgecls.cpu import cpu_name, has_bf16, has_vnni, instruction_sets
 from edgecls.errors import EdgeclsError
 from edgecls.extras import installed_extras
+from edgecls.host import cpu_name, has_bf16, has_int8_dot, instruction_sets, os_features, usable_cores
 
-from .engines import ORT_PROVIDERS, default_threads, openvino_available
+from .engines import ORT_PROVIDERS, missing_engine, openvino_available
+from .engines import engine_available as edge_engine_available
+from .model_files import EDGE_ENGINES
 
 PACKAGES = ("numpy", "pillow", "onnxruntime", "openvino", "torch", "torchvision")
 ENGINE_MODULES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", TORCH: "torch"}
+ENGINE_DISTRIBUTIONS = {"litert": "ai-edge-litert", "ncnn": "ncnn", "executorch": "executorch"}
 
 
 def diagnose(folder: Path | None) -> dict:
     """The whole report; ``healthy`` is False when the bundle fails its sha256s or the runtime can run none of it."""
     report = {"edgecls": __version__, "python": f"{platform.python_implementation()} {platform.python_version()}",
-              "platform": platform.platform(), "packages": package_versions(), "cpu": cpu_report(),
-              "engines": engine_report(), "extras": installed_extras(), "bundle": None}
+              "platform": platform.platform(), "os_features": os_features(), "packages": package_versions(),
+              "cpu": cpu_report(),
+              "engines": engine_report(), "edge_engines": edge_report(), "extras": installed_extras(), "bundle": None}
     if folder is not None:
         report["bundle"] = bundle_report(Path(folder), report["engines"])
     bundle = report["bundle"]
     runtime_runs = bundle and any(set(f["runs_here"]) - {TORCH} for f in bundle["formats"])
     report["healthy"] = bundle is None or bool(bundle["sha256_ok"] and runtime_runs)
     return report
+
+
+# What each of host.os_features() means to a user.
+OS_FEATURE_LABELS = {"sighup_reload": "serve reloads on SIGHUP (else POST /v1/reload):",
+                     "cpu_affinity": "cores from the affinity mask:", "peak_rss_window": "per-row peak RSS:"}
 
 
 def package_versions() -> dict[str, str | None]:
@@ -48,8 +57,21 @@ def package_versions() -> dict[str, str | None]:
 
 
 def cpu_report() -> dict:
-    return {"name": cpu_name(), "cores": default_threads(), "instruction_sets": instruction_sets(),
-            "int8_dot_product": has_vnni(), "bf16": has_bf16()}
+    return {"name": cpu_name(), "cores": usable_cores(), "instruction_sets": instruction_sets(),
+            "int8_dot_product": has_int8_dot(), "bf16": has_bf16()}
+
+
+def edge_report() -> dict[str, str]:
+    """LiteRT, NCNN, ExecuTorch: the version here, or the one line naming the extra each needs."""
+    return {e: f"{e} {_package_version(ENGINE_DISTRIBUTIONS[e])}" if edge_engine_available(e) else missing_engine(e)
+            for e in EDGE_ENGINES}
+
+
+def _package_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "?"
 
 
 def engine_report() -> dict:
@@ -77,6 +99,8 @@ def _device_name(core, device: str) -> str:
 
 
 def engine_available(engine: str) -> bool:
+    if engine not in ENGINE_MODULES:  # the edge engines: their extra's modules (ExecuTorch's include torch)
+        return edge_engine_available(engine)
     try:
         return importlib.util.find_spec(ENGINE_MODULES[engine]) is not None
     except (ImportError, ValueError):  # a module blocked in sys.modules, a broken package
@@ -118,7 +142,9 @@ def format_report(report: dict) -> str:
              + ", ".join(f"{d} ({ov['names'][d]})" if ov["names"][d] != d else d for d in ov["devices"]) + ", AUTO"
              if ov else
              "openvino    not installed: pip install 'edgecls[openvino]'",
-             "extras      " + ", ".join(f"{k} {_yes(v)}" for k, v in report["extras"].items())]
+             "edge        " + "; ".join(report["edge_engines"].values()),
+             "extras      " + ", ".join(f"{k} {_yes(v)}" for k, v in report["extras"].items()),
+             "os          " + ", ".join(f"{OS_FEATURE_LABELS[k]} {_yes(v)}" for k, v in report["os_features"].items())]
     if report["bundle"]:
         lines += _bundle_lines(report["bundle"])
     lines.append("healthy" if report["healthy"] else "NOT healthy: see above")
@@ -131,8 +157,10 @@ def _bundle_lines(bundle: dict) -> list[str]:
     lines = [f"bundle      {bundle['path']} ({bundle['model']}, exported by edgecls {bundle['exported_by']}): "
              f"{sha}; {golden}"]
     for f in bundle["formats"]:
-        runs = ", ".join(f["runs_here"]) or f"no ({' or '.join(f['engines'])} not installed)"
-        lines.append(f"  {f['format']:<14} {f['precision'] or '':<5} runs here on: {runs}")
+        runs = ", ".join(f["runs_here"]) or (f"no: {missing_engine(f['engines'][0])}" if f["engines"] and
+                                              f["engines"][0] not in ENGINE_MODULES else
+                                              f"no ({' or '.join(f['engines'])} not installed)")
+        lines.append(f"  {f['format']:<16} {f['precision'] or '':<5} runs here on: {runs}")
     return lines
 
 

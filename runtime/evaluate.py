@@ -16,8 +16,8 @@ import numpy as np
 
 from edgecls.bundle import MANIFEST, read_manifest
 from edgecls.errors import EdgeclsError
-from edgecls.imageops import is_image_suffix
-from edgecls.metrics import confusion_matrix
+from edgecls.imagefolder import class_folders, image_files, subset_indices
+from edgecls.scores import scores
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
 
@@ -35,9 +35,9 @@ class Labelled:
 
     def subset(self, count: int | None, seed: int = 0) -> "Labelled":
         """A seeded random subset in folder order (all of it when ``count`` is None or not smaller)."""
-        if count is None or count >= len(self.paths):
+        idx = subset_indices(len(self.paths), count, seed)
+        if idx is None:
             return self
-        idx = np.sort(np.random.default_rng(seed).permutation(len(self.paths))[:count])
         return Labelled([self.paths[i] for i in idx], self.labels[idx], self.root)
 
 
@@ -47,14 +47,14 @@ def labelled_files(data: Path, classes: tuple[str, ...]) -> Labelled:
     if not data.is_dir():
         raise EdgeclsError(f"--data {data} is not a folder (expected DIR/test/<class>/* or DIR/<class>/*)")
     root = data / "test" if (data / "test").is_dir() else data
-    folders = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    folders = class_folders(root)
     unknown = [d.name for d in folders if d.name not in classes]
     if unknown:
         raise EdgeclsError(f"{root} has class folders the model does not know: {', '.join(unknown)} "
                            f"(its classes: {', '.join(classes)})")
     paths, labels = [], []
     for folder in folders:
-        found = sorted(p for p in folder.iterdir() if is_image_suffix(p.suffix))
+        found = image_files(folder)
         paths += found
         labels += [classes.index(folder.name)] * len(found)
     if not paths:
@@ -82,14 +82,6 @@ def decode_array(paths: Sequence[Path], spec: ModelSpec) -> np.ndarray:
             raise EdgeclsError(f"cannot decode {result.source}: {result.error}")
         out[i] = result
     return out
-
-
-def scores(pred: np.ndarray, true: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """Accuracy, per-class accuracy (classes present in ``true``) and the confusion matrix."""
-    cm = confusion_matrix(pred, true, len(classes))
-    per_class = {c: float(cm[i, i] / cm[i].sum()) for i, c in enumerate(classes) if cm[i].sum()}
-    return {"accuracy": float((pred == true).mean()) if len(true) else 0.0, "per_class": per_class,
-            "n": int(len(true)), "confusion": cm.tolist(), "classes": list(classes)}
 
 
 def evaluate_folder(clf: Classifier, data: Path, batch_size: int = 64, limit: int | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""How every benchmark row is timed: batch-1 latency, throughput at a batch, peak memory.
+"""How every benchmark row is timed: batch-1 latency and throughput at a batch (peak memory: ``edgecls.host``).
 
 Torch-free and engine-agnostic (a ``run`` is any callable from a float32 batch to logits), so
 `edgecls benchmark EXPORT_DIR` on a device and `edgecls benchmark CKPT` next to PyTorch time
@@ -7,9 +7,7 @@ their rows with the same code.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -22,7 +20,6 @@ LATENCY_WARMUP = 20
 THROUGHPUT_WARMUP = 3
 THROUGHPUT_BATCH = 64
 PERCENTILES = (50, 95, 99)
-_PROC_SELF = Path("/proc/self")
 
 
 def latency_ms(run: Runner, one: np.ndarray, runs: int, name: str) -> dict[str, float]:
@@ -54,28 +51,3 @@ def speed(run: Runner, images: np.ndarray, name: str, latency_runs: int, through
     """The timing columns of a row: latency percentiles at batch 1 and throughput at ``batch``."""
     return {**latency_ms(run, images[:1], latency_runs, name),
             "throughput_ips": throughput(run, images, throughput_runs, batch), "batch_size": batch}
-
-
-def reset_peak_rss() -> bool:
-    """Start a new peak-RSS window (Linux: "5" to clear_refs resets VmHWM); False where that is impossible."""
-    try:
-        (_PROC_SELF / "clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def peak_rss_bytes() -> int:
-    """The process's resident-set high-water mark since the last reset (else since it started)."""
-    try:
-        for line in (_PROC_SELF / "status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        import resource
-    except ImportError:  # Windows
-        return 0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.bundle import (FORMATS, FP32, INT8, ONNXRUNTIME, OPENVINO, read_manifest, runtime_preference,
-                            verify_entry)
-from edgecls.cpu import has_vnni
+from edgecls.bundle import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, NCNN, ONNXRUNTIME, OPENVINO, read_manifest,
+                            runtime_preference, verify_entry)
+from edgecls.host import has_vnni
 from edgecls.errors import EdgeclsError, UsageError
 
-from .engines import ORT_PROVIDERS, PINNED, open_engine, openvino_available
+from .engines import ORT_PROVIDERS, PINNED, engine_available, open_engine, openvino_available
 
-BACKENDS = ("auto", ONNXRUNTIME, OPENVINO)
+BACKENDS = ("auto", ONNXRUNTIME, OPENVINO, LITERT, NCNN, EXECUTORCH)
+# The edge engines `auto` falls back to, in this order, after onnxruntime and OpenVINO: a bundle holding only
+# their files (or a .tflite, .param or .pte given as the model) runs on them; any ONNX or OpenVINO file wins.
+EDGE_ENGINES = (LITERT, NCNN, EXECUTORCH)
 # From this many images on, `edgecls infer` asks for the engine that streams fastest rather than the one
 # that starts fastest: OpenVINO's extra ~0.2 s of start-up is won back at ~40 us per image (AVX-512-VNNI).
 STREAM_IMAGES = 5000
@@ -41,13 +44,23 @@ def choose_model(path: Path, backend: str = "auto", device: str | None = None, t
     if path.is_dir():
         return choose_from_folder(path, engines, device)
     suffix = path.suffix.lower()
+    known = FORMATS.get(format_of(path))
+    if backend != "auto" and known is not None and backend not in known.engines:
+        raise UsageError(f"{path} is a {known.label} model; the {backend} backend cannot run it "
+                         f"(it runs on {', '.join(known.engines)})")
     if suffix == ".onnx":
         return ModelChoice(path, format_of(path), _engine_for_onnx(engines, device))
     if suffix == ".xml":
         if backend == ONNXRUNTIME:
             raise UsageError(f"{path} is an OpenVINO model; onnxruntime cannot run it")
         return ModelChoice(path, format_of(path), OPENVINO)
-    raise EdgeclsError(f"{path}: expected an .onnx file, an OpenVINO .xml or an export folder with manifest.json")
+    fmt = FORMATS.get(format_of(path))
+    if fmt is not None and fmt.engine in EDGE_ENGINES:
+        if backend not in ("auto", fmt.engine):
+            raise UsageError(f"{path} is a {fmt.label} model; only the {fmt.engine} backend runs it")
+        return ModelChoice(path, fmt.name, fmt.engine)
+    raise EdgeclsError(f"{path}: expected an .onnx file, an OpenVINO .xml, a .tflite, an NCNN .param, a .pte or an "
+                       "export folder with manifest.json")
 
 
 def auto_engines(throughput: bool, flags: frozenset[str] | None = None) -> tuple[str, ...]:
@@ -59,8 +72,8 @@ def auto_engines(throughput: bool, flags: frozenset[str] | None = None) -> tuple
     onnxruntime stays first for every kind of work.
     """
     if throughput and has_vnni(flags) and openvino_available():
-        return (OPENVINO, ONNXRUNTIME)
-    return (ONNXRUNTIME, OPENVINO)
+        return (OPENVINO, ONNXRUNTIME, *EDGE_ENGINES)
+    return (ONNXRUNTIME, OPENVINO, *EDGE_ENGINES)
 
 
 def _ort_device(device: str | None) -> bool:
@@ -70,7 +83,9 @@ def _ort_device(device: str | None) -> bool:
 
 def _usable(engine: str, device: str | None) -> bool:
     """Whether ``engine`` can run here on ``device`` (OpenVINO may be absent; onnxruntime knows few devices)."""
-    return openvino_available() if engine == OPENVINO else _ort_device(device)
+    if engine == ONNXRUNTIME:
+        return _ort_device(device)
+    return engine_available(engine) and (engine == OPENVINO or device is None or device.lower() == "cpu")
 
 
 def _engine_for_onnx(engines: tuple[str, ...], device: str | None) -> str:

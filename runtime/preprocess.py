@@ -16,7 +16,7 @@ from PIL import Image
 
 from edgecls.errors import EdgeclsError
 from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb, upright_rgb
-from edgecls.spec import ModelSpec
+from edgecls.spec import SHORTER_SIDE_CENTER_CROP, ModelSpec
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
 
@@ -52,7 +52,7 @@ def _array_to_rgb(arr: np.ndarray) -> Image.Image:
 
 def resize_for_model(img: Image.Image, spec: ModelSpec) -> np.ndarray:
     """uint8 HxWx3 at the model's input size, using the spec's resize policy."""
-    if spec.resize != "shorter-side-center-crop":
+    if spec.resize != SHORTER_SIDE_CENTER_CROP:
         raise EdgeclsError(f"unsupported resize policy {spec.resize!r} in the model's metadata")
     return np.asarray(resize_shorter_center_crop(img, spec.input_size, spec.interpolation), dtype=np.uint8)
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.bundle import (FORMATS, FP32, INT8, REFERENCE, TOLERANCE, TORCH, Golden, fp32_failures, read_golden,
+from edgecls.bundle import (FORMATS, FP16, FP32, INT8, REFERENCE, TOLERANCE, TORCH, Golden, fp32_failures, read_golden,
                             read_manifest, top1_agreement, verify_files)
 from edgecls.errors import UsageError
 from edgecls.spec import ModelSpec
 
 from .classifier import Classifier
-from .engines import OPENVINO, PINNED, open_engine, openvino_available
+from .engines import PINNED, engine_available, missing_engine, open_engine
 from .model_files import BACKENDS, ModelChoice
 from .preprocess import load_rgb, resize_for_model
 
@@ -108,18 +108,44 @@ def _tensor_row(folder: Path, entry: dict, golden: Golden, spec: ModelSpec, tole
         row.note = f"the {backend} backend cannot run this format"
     elif engine == TORCH:
         row.note = "needs PyTorch; proven by the exporter's parity gate"
-    elif engine == OPENVINO and not openvino_available():
-        row.note = "OpenVINO not installed: pip install 'edgecls[openvino]'"
+    elif not engine_available(engine):
+        row.note = missing_engine(engine)
     if row.note:
         return row, None
     path = folder / entry["path"]
     clf = Classifier(open_engine(engine, path, threads, device, precision), spec,
                      ModelChoice(path, info.name, engine, folder))
     row.version, row.device, row.float_math = clf.engine.version, clf.engine.device, clf.engine.precision
+    mismatch = batch_mismatch(entry, clf.engine)
+    if mismatch:  # fed as the manifest says, such a file would fail or answer for padding: refuse it by name
+        row.passed, row.note = False, mismatch
+        return row, None
     logits = clf.logits(golden.images)
     _score(row, logits, golden, tolerance[info.precision], build=golden.logits.get(info.name)
            if info.precision == INT8 and engine == info.engine else None)
     return row, clf
+
+
+def reduced_math(float_math: str) -> str:
+    """A float file's bar holds for f32 arithmetic: an engine that reports less (NCNN's default fp16 storage,
+    OpenVINO's bf16) fails by name even where its error happens to stay under the bar ('' at f32)."""
+    if float_math in ("f32", "unknown", ""):
+        return ""
+    return f"the engine computed in {float_math}, not f32 (run without --precision default)"
+
+
+def batch_mismatch(entry: dict, engine) -> str:
+    """Why the file's own batch limits contradict its manifest entry ('' when they agree)."""
+    recorded = (entry.get("input_shape") or ["batch"])[0]
+    fixed = getattr(engine, "fixed_batch", None)
+    if isinstance(recorded, int) and fixed != recorded:
+        return f"the file takes {'any batch' if fixed is None else f'batches of {fixed}'}, its manifest says {recorded}"
+    if recorded == "batch" and fixed is not None:
+        return f"the file takes batches of {fixed} only, its manifest says any batch"
+    bound = getattr(engine, "max_batch", None)
+    if "max_batch" in entry and bound != entry["max_batch"]:
+        return f"the file takes at most {bound} images per call, its manifest says {entry['max_batch']}"
+    return ""
 
 
 def _score(row: Row, logits: np.ndarray, golden: Golden, bar: dict, build: np.ndarray | None) -> None:
@@ -130,9 +156,9 @@ def _score(row: Row, logits: np.ndarray, golden: Golden, bar: dict, build: np.nd
     row.max_abs_dlogit = float(diff.max())
     row.max_rel_dlogit = row.max_abs_dlogit / scale
     row.worst_image = golden.names[_worst(logits, ref, diff)]
-    if row.precision == FP32:
+    if row.precision in (FP32, FP16):  # float files: the same rule, each precision's bar
         row.near_ties = len(top1_agreement(logits, ref, bar["near_tie_rel"]).near_ties)
-        failures = fp32_failures(logits, ref, bar)
+        failures = fp32_failures(logits, ref, bar) + [reduced_math(row.float_math)]
     else:
         failures = _int8_failures(row, logits, ref, build, scale, bar)
     failures = [f for f in failures if f]

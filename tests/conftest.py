@@ -87,13 +87,45 @@ def trained_checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Path:
-    """Every format, FP32 and INT8, exported through the real CLI."""
+    """TorchScript, ONNX and OpenVINO, FP32 and INT8, exported through the real CLI (the edge formats:
+    ``edge_export_dir``)."""
     out = tmp_path_factory.mktemp("export") / "resnet20"
-    result = run_cli("export", str(trained_checkpoint), "--format", "all", "--int8", "--out", str(out),
+    result = run_cli("export", str(trained_checkpoint), "--format", "torchscript,onnx,openvino", "--int8",
+                     "--out", str(out),
                      "--calib-data", str(cifar_dir), "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
                      "--calib-size", "64", "--check-images", "200")
     assert result.returncode == 0, result.stdout + result.stderr
     return out
+
+
+EDGE_FORMATS = "onnx-fp16,openvino-fp16,litert,ncnn,executorch"  # with --int8: litert-int8, executorch-int8
+
+
+@pytest.fixture(scope="session")
+def edge_export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Path:
+    """The FP16 and edge-runtime formats (issue 25) of the same checkpoint, one export for the whole run."""
+    out = tmp_path_factory.mktemp("export-edge") / "resnet20"
+    result = run_cli("export", str(trained_checkpoint), "--format", EDGE_FORMATS, "--int8", "--out", str(out),
+                     "--calib-data", str(cifar_dir), "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+                     "--calib-size", "64", "--check-images", "200")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+def wait_until_ready(proc: subprocess.Popen, base_url: str, limit_s: float = 120) -> None:
+    """Until ``edgecls serve`` in ``proc`` answers /v2/health/ready; fails if it exits or never does."""
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{base_url}/v2/health/ready", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"serve never became ready (exit code {proc.poll()})")
 
 
 def train_on(out: Path, cifar_dir: Path, cache_dir: Path, *args: str):

@@ -17,7 +17,7 @@ from onnx import numpy_helper
 from PIL import Image
 
 from edgecls.bundle import GOLDEN, MANIFEST, read_golden, read_manifest, write_golden
-from edgecls.cpu import has_bf16
+from edgecls.host import has_bf16
 from edgecls.digest import file_sha256
 
 from .conftest import assert_fp32_row, assert_one_line_error, run_cli

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.errors import EdgeclsError
-from edgecls.metrics import confusion_matrix
+from edgecls.scores import scores
 
 from .checkpoint import load_checkpoint
 from .config import TTA_LEVELS
@@ -32,10 +32,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str = "cifar10", data_dir: str |
     model = model.to(policy.device)
     pred = predict_logits(model, test, policy, tta=tta).argmax(1).numpy()
     true = splits.test.labels
-    cm = confusion_matrix(pred, true, len(classes))
-    per_class = {c: float(cm[i, i] / max(1, cm[i].sum())) for i, c in enumerate(classes)}
     if grid is not None:
         pick = np.random.default_rng(0).permutation(len(true))[:grid_count]
         plot_grid(splits.test.images[pick], true[pick], pred[pick], classes, Path(grid))
-    return {"accuracy": float((pred == true).mean()), "per_class": per_class, "n": int(len(true)),
-            "confusion": cm.tolist(), "classes": classes, "checkpoint": str(ckpt), "sha256": meta["sha256"]}
+    return {**scores(pred, true, classes), "checkpoint": str(ckpt), "sha256": meta["sha256"]}

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-OPTIMIZERS = ("sgd", "adamw")
 # airbench's triangle: from 20% of the peak up to it at 23% of the steps, then down to 7%.
 TRIANGLE = (0.2, 0.23, 0.07)
 
@@ -29,6 +28,7 @@ def param_groups(model: nn.Module, weight_decay: float, lr: float, bias_lr_scale
 
 def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float, weight_decay: float,
                    bias_lr_scale: float = 1.0) -> torch.optim.Optimizer:
+    """``name``: one of config.OPTIMIZER_DEFAULTS (checked there, with the flag's name)."""
     groups = param_groups(model, weight_decay, lr, bias_lr_scale)
     if name == "adamw":
         return torch.optim.AdamW(groups, lr=lr)

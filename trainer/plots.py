@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecls.atomic import atomic_path
-from edgecls.metrics import confusion_matrix
+from edgecls.scores import confusion_matrix
 
 
 def _pyplot():

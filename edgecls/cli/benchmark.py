@@ -34,7 +34,8 @@ def benchmark_command(
     throughput_runs: Annotated[int, Opt(help="Timed --batch-size runs per row, after warm-up.")] = 20,
     as_json: Annotated[bool, Opt("--json", help="Print the rows as JSON.")] = False,
     markdown: Annotated[bool, Opt("--markdown", help="Print a GitHub markdown table.")] = False,
-    backend: Annotated[str, Opt(help="auto (every engine installed here), onnxruntime or openvino.",
+    backend: Annotated[str, Opt(help="auto (every engine installed here),"
+                                     " onnxruntime, openvino, litert, ncnn or executorch.",
                                 rich_help_panel=RUNTIME_PANEL)] = "auto",
     device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
                                               "(cpu, cuda, …) \\[default: CPU].", show_default=False,

@@ -24,12 +24,13 @@ def eval_command(
                                                 ".xml or shipped model's name (runs without PyTorch).")],
     data: Annotated[str, Opt(help="An image folder with test/<class>/* (or, for an exported model, <class>/*); "
                                   "a checkpoint also takes 'cifar10'.")] = "cifar10",
-    device: Annotated[Optional[str], Opt(help="Checkpoint: cpu, cuda or auto [default: cpu]. Exported model: an "
+    device: Annotated[Optional[str], Opt(help="Checkpoint: cpu, cuda, mps or auto [default: cpu]. Exported model: an "
                                               "OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
                                               "(cpu, cuda, …) \\[default: CPU].", show_default=False)] = None,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object instead of a report.")] = False,
     plot: Annotated[Optional[Path], Opt(help="Write the confusion matrix as a PNG.", show_default=False)] = None,
-    backend: Annotated[str, Opt(help="auto, onnxruntime or openvino.", rich_help_panel=RUNTIME_PANEL)] = "auto",
+    backend: Annotated[str, Opt(help="auto, onnxruntime, openvino, litert, ncnn or executorch.",
+                                rich_help_panel=RUNTIME_PANEL)] = "auto",
     threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).",
                                           show_default=False, rich_help_panel=RUNTIME_PANEL)] = None,
     batch_size: Annotated[int, Opt(help="Images per engine call.", rich_help_panel=RUNTIME_PANEL)] = 64,

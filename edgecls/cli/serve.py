@@ -22,7 +22,7 @@ def serve_command(
         show_default=False)] = None,
     host: Annotated[str, Opt(help="Address to bind; anything but loopback exposes it to the network.")] = D.host,
     port: Annotated[int, Opt(help="TCP port.")] = D.port,
-    backend: Annotated[str, Opt(help="auto, onnxruntime or openvino.")] = D.backend,
+    backend: Annotated[str, Opt(help="auto, onnxruntime, openvino, litert, ncnn or executorch.")] = D.backend,
     device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
                                               "(cpu, cuda, …) [default: CPU].", show_default=False)] = None,
     threads: Annotated[Optional[int], Opt(help="Engine threads (default: one less than the cores this process "

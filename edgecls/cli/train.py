@@ -35,7 +35,7 @@ def train_command(
     lookahead: Annotated[Optional[bool], Opt("--lookahead/--no-lookahead", help=f"Pull the weights toward their slow average every 5 steps (airbench) {RECIPE}.", show_default=False)] = None,
     tta: Annotated[Optional[str], Opt(help=f"Test-time augmentation for the final score of best.pt: {', '.join(TTA_LEVELS)} {RECIPE}.", show_default=False)] = None,
     patience: Annotated[int, Opt(help="Stop after this many epochs without a better test accuracy; 0 disables.")] = D.patience,
-    device: Annotated[str, Opt(help="auto, cpu or cuda.")] = D.device,
+    device: Annotated[str, Opt(help="auto (a CUDA GPU, else Apple's mps, else the CPU), cpu, cuda or mps.")] = D.device,
     precision: Annotated[str, Opt(help="auto (bf16 where supported, fp16 on older GPUs, else fp32), fp32, bf16, fp16.")] = D.precision,
     channels_last: Annotated[bool, Opt(help="channels_last memory format.")] = D.channels_last,
     compile: Annotated[bool, Opt("--compile", help="torch.compile the model (pays off on GPUs).")] = False,

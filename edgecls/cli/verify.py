@@ -15,7 +15,8 @@ def verify_command(
     model: Annotated[Optional[Path], typer.Argument(
         help="An export folder, one model file inside it, or a shipped model's name: resnet20 (the default), airbench.",
         show_default=False)] = None,
-    backend: Annotated[str, Opt(help="auto (each file in its own engine), onnxruntime or openvino.")] = "auto",
+    backend: Annotated[str, Opt(help="auto (each file in its own engine),"
+                                     " onnxruntime, openvino, litert, ncnn or executorch.")] = "auto",
     device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
                                               "(cpu, cuda, …) \\[default: CPU].", show_default=False)] = None,
     precision: Annotated[str, Opt(help="f32 pins OpenVINO's float math as the runtime does; default lets the "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from starlette.applications import Starlette
@@ -16,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecls.bundle import model_location
-from edgecls.runtime.engines import default_threads
+from edgecls.host import reload_signal, usable_cores
 
 from . import admin, classify, page, v2
 from .auth import BearerAuth
@@ -62,7 +61,7 @@ def create_app(config: ServeConfig | None = None, **settings) -> Starlette:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette):
     state = app.state
-    state.decode_pool = ThreadPoolExecutor(state.config.decode_threads or default_threads(),
+    state.decode_pool = ThreadPoolExecutor(state.config.decode_threads or usable_cores(),
                                            thread_name_prefix="edgecls-decode")
     state.batcher.start()
     hup = _watch_sighup(app)
@@ -70,13 +69,14 @@ async def _lifespan(app: Starlette):
         yield
     finally:
         if hup:
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+            asyncio.get_running_loop().remove_signal_handler(reload_signal())
         state.batcher.stop()
         state.decode_pool.shutdown()
 
 
 def _watch_sighup(app: Starlette) -> bool:
-    """SIGHUP reloads the served path (where the loop can take signals: the main thread, POSIX)."""
+    """SIGHUP reloads the served path where the OS has it and the loop can take signals (the main thread,
+    POSIX); elsewhere, as on Windows, POST /v1/reload does it."""
     loop = asyncio.get_running_loop()
     pending: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
@@ -85,8 +85,10 @@ def _watch_sighup(app: Starlette) -> bool:
         pending.add(task)
         task.add_done_callback(pending.discard)
 
+    if reload_signal() is None:
+        return False
     try:
-        loop.add_signal_handler(signal.SIGHUP, on_signal)
+        loop.add_signal_handler(reload_signal(), on_signal)
     except (ValueError, RuntimeError, NotImplementedError, AttributeError):
         return False
     return True

@@ -16,7 +16,7 @@ from starlette.requests import ClientDisconnect, Request
 from edgecls.runtime import Failure
 from edgecls.runtime.rows import failure_row, prediction_row
 
-from .asgi import header
+from .headers import header
 from .batching import Ticket
 from .decode import BadImage, decode_uploads
 from .errors import ApiError, send_json

@@ -30,9 +30,9 @@ class ServeConfig:
     def engine_threads(self) -> int:
         """By default one core less than this process may use, at least one: the event loop and the decoders
         need a core, and onnxruntime's pool threads spin between calls, which would take it from them."""
-        from edgecls.runtime.engines import default_threads
+        from edgecls.host import usable_cores
 
-        return self.threads or max(1, default_threads() - 1)
+        return self.threads or max(1, usable_cores() - 1)
 
     @property
     def max_body_bytes(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .asgi import header
+from .headers import header
 from .errors import send_error
 from .metrics import Metrics
 

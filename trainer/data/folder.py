@@ -12,25 +12,26 @@ import numpy as np
 
 from edgecls.atomic import atomic_path
 from edgecls.errors import EdgeclsError
-from edgecls.imageops import UnreadableImage, is_image_suffix, open_rgb, resize_shorter_center_crop
+from edgecls.host import usable_cores
+from edgecls.imagefolder import class_folders, image_files
+from edgecls.imageops import UnreadableImage, open_rgb, resize_shorter_center_crop
 
 from .types import DataSplits, ImageSet
 
 CACHE_FORMAT = 1
-SPLITS = ("train", "test")
 
 
 def scan_split(split_dir: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
     """List image files by class; classes are the sorted sub-folder names."""
     if not split_dir.is_dir():
         raise EdgeclsError(f"missing folder {split_dir} (expected <data>/train/<class>/* and <data>/test/<class>/*)")
-    classes = tuple(sorted(d.name for d in split_dir.iterdir() if d.is_dir() and not d.name.startswith(".")))
+    classes = tuple(d.name for d in class_folders(split_dir))
     if not classes:
         raise EdgeclsError(f"no class folders in {split_dir}")
     files: list[Path] = []
     labels: list[int] = []
     for index, name in enumerate(classes):
-        found = sorted(p for p in (split_dir / name).iterdir() if is_image_suffix(p.suffix))
+        found = image_files(split_dir / name)
         if not found:
             raise EdgeclsError(f"class folder {split_dir / name} has no images")
         files += found
@@ -62,7 +63,7 @@ def decode_files(files: list[Path], size: int, desc: str) -> np.ndarray:
 
     out = np.empty((len(files), size, size, 3), dtype=np.uint8)
     jobs = [(str(p), size) for p in files]
-    workers = min(len(os.sched_getaffinity(0)), 8)
+    workers = min(usable_cores(), 8)
     if len(files) < 2000 or workers < 2:
         for i, arr in enumerate(track(map(decode_one, jobs), total=len(files), desc=desc)):
             out[i] = arr

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.imagefolder import subset_indices
+
 
 @dataclass
 class ImageSet:
@@ -19,10 +21,10 @@ class ImageSet:
         return len(self.labels)
 
     def subset(self, count: int | None, seed: int) -> "ImageSet":
-        """A seeded random subset (all of it when ``count`` is None or not smaller)."""
-        if count is None or count >= len(self):
+        """A seeded random subset in the original order (all of it when ``count`` is None or not smaller)."""
+        idx = subset_indices(len(self), count, seed)
+        if idx is None:
             return self
-        idx = np.sort(np.random.default_rng(seed).permutation(len(self))[:count])
         files = tuple(self.files[i] for i in idx) if self.files is not None else None
         return ImageSet(self.images[idx], self.labels[idx], self.classes, files)
 

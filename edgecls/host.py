@@ -1,0 +1,164 @@
+"""The one place that asks the OS and the CPU what they offer, answered on Linux, macOS and Windows, x86 and ARM.
+
+Cores this process may use, instruction sets (x86 ``flags``, ARM ``Features``, macOS ``sysctl hw.optional``),
+native bf16 and int8 dot products, the peak-memory counter, and which signals exist. The rest of the code asks
+here and never the OS itself (``tests/test_platforms.py`` fails on a Linux-only call anywhere else). Where the
+OS does not say, the answer is the conservative one: no instruction sets, fp32, no reload signal.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+# The flags that matter to edgecls, in the order reports list them: x86 first, then ARM's names.
+INSTRUCTION_SETS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8",
+                    "asimd", "asimddp", "i8mm", "bf16", "sve", "sve2")
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")  # x86 int8 dot products (what `auto` measured OpenVINO on)
+INT8_DOT_FLAGS = (*VNNI_FLAGS, "asimddp", "i8mm")  # int8 dot products in hardware, x86 or ARM
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # native bf16 arithmetic (otherwise emulated, slower than fp32)
+# macOS names its CPU features in `sysctl hw.optional`; these are the ones with a Linux flag name above.
+MACOS_FEATURES = {"hw.optional.avx2_0": "avx2", "hw.optional.avx512f": "avx512f",
+                  "hw.optional.avx512vnni": "avx512_vnni", "hw.optional.neon": "asimd",
+                  "hw.optional.arm.FEAT_DotProd": "asimddp", "hw.optional.arm.FEAT_I8MM": "i8mm",
+                  "hw.optional.arm.FEAT_BF16": "bf16"}
+CPUINFO = Path("/proc/cpuinfo")
+_PROC_SELF = Path("/proc/self")
+
+
+# --- cores ----------------------------------------------------------------------------------------
+
+def usable_cores() -> int:
+    """Cores this process may run on: its affinity mask where the OS has one (Linux: cgroups, taskset),
+    else the count Python reports for the process (3.13+) or the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    count = getattr(os, "process_cpu_count", os.cpu_count)
+    return count() or 1
+
+
+# --- instruction sets -----------------------------------------------------------------------------
+
+def parse_cpuinfo(text: str) -> frozenset[str]:
+    """Flags from /proc/cpuinfo text: x86's ``flags`` lines and ARM's ``Features`` lines."""
+    return frozenset(word for line in text.splitlines() if line.startswith(("flags", "Features"))
+                     for word in line.split(":", 1)[-1].split())
+
+
+def parse_sysctl(text: str) -> frozenset[str]:
+    """Flags from `sysctl hw.optional` output (macOS): ``name: 1`` lines named in MACOS_FEATURES."""
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return frozenset(MACOS_FEATURES[k.strip()] for k, v in pairs if k.strip() in MACOS_FEATURES and v.strip() == "1")
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    if sys.platform == "darwin":
+        return parse_sysctl(_sysctl("hw.optional"))
+    try:
+        return parse_cpuinfo(CPUINFO.read_text())
+    except OSError:  # Windows, or a container without /proc
+        return frozenset()
+
+
+def _sysctl(name: str) -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(["sysctl", name], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def instruction_sets(flags: frozenset[str] | None = None) -> list[str]:
+    """The INSTRUCTION_SETS this CPU has, in their listed order."""
+    flags = cpu_flags() if flags is None else flags
+    return [name for name in INSTRUCTION_SETS if name in flags]
+
+
+def has_vnni(flags: frozenset[str] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in VNNI_FLAGS)
+
+
+def has_int8_dot(flags: frozenset[str] | None = None) -> bool:
+    """Hardware int8 dot products: VNNI or AMX on x86, the dot-product or i8mm extensions on ARM."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in INT8_DOT_FLAGS)
+
+
+def has_bf16(flags: frozenset[str] | None = None) -> bool:
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in BF16_FLAGS)
+
+
+def is_arm(machine: str | None = None) -> bool:
+    import platform
+
+    return (machine or platform.machine()).lower() in ("arm64", "aarch64", "armv8l", "armv7l")
+
+
+def cpu_name() -> str:
+    try:
+        for line in CPUINFO.read_text().splitlines():
+            if line.startswith(("model name", "Model", "Hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def cpu_class(flags: frozenset[str] | None = None) -> str:
+    """The class timings are quoted per: avx512bf16 (native bf16), avx512, avx2, arm64, or other."""
+    flags = cpu_flags() if flags is None else flags
+    if "asimd" in flags:
+        return "arm64"
+    if has_bf16(flags):
+        return "avx512bf16"
+    return next((name for name in ("avx512f", "avx2") if name in flags), "other").replace("avx512f", "avx512")
+
+
+# --- memory ---------------------------------------------------------------------------------------
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: "5" to clear_refs resets VmHWM); False where that is impossible."""
+    try:
+        (_PROC_SELF / "clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_bytes() -> int:
+    """The process's resident-set high-water mark since the last reset (else since it started); 0 where the OS
+    keeps none we can read (Windows)."""
+    try:
+        for line in (_PROC_SELF / "status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import resource
+    except ImportError:
+        return 0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+def reload_signal() -> signal.Signals | None:
+    """The signal `serve` reloads its model on: SIGHUP where the OS has it (not Windows)."""
+    return getattr(signal, "SIGHUP", None)
+
+
+def os_features() -> dict[str, bool]:
+    """What this OS lets edgecls do, for `doctor`: each False names a feature that is off here, not broken."""
+    return {"sighup_reload": reload_signal() is not None, "cpu_affinity": hasattr(os, "sched_getaffinity"),
+            "peak_rss_window": _PROC_SELF.joinpath("clear_refs").exists()}
