@@ -138,7 +138,7 @@ def test_verify_without_torch_passes_all_but_executorch_which_names_its_extra(ed
         assert "\n" not in rows[name]["note"]
     doctor = cli_blocking(BLOCK_TORCH, "doctor", str(edge_export_dir))
     assert doctor.returncode == 0 and "Traceback" not in doctor.stderr, doctor.stdout + doctor.stderr
-    assert "executorch-int8 int8  runs here on: no: ExecuTorch not usable here" in doctor.stdout, doctor.stdout
+    assert "executorch-int8  int8  runs here on: no: ExecuTorch not usable here" in doctor.stdout, doctor.stdout
 
 
 def scale_weights(path: Path, factor: float = 1.5, span: int = 4096) -> None:
@@ -187,6 +187,19 @@ def test_verify_catches_a_fixed_batch_file_its_manifest_feeds_another_batch(bund
     assert result.returncode == 1, result.stdout + result.stderr
     assert rows["litert"]["passed"] is False, rows["litert"]
     assert rows["litert"]["note"] == f"the file takes batches of {LITERT_BATCH}, its manifest says 8"
+
+
+def test_a_bundle_shipped_without_its_fp32_edge_files_still_verifies(bundle):
+    """What the shipped airbench does to fit the wheel (benchmarks/ship_bundles.py)."""
+    from edgecls.export.prune import drop_formats
+
+    drop_formats(bundle, ["litert", "ncnn"])
+    manifest = json.loads((bundle / MANIFEST).read_text())
+    assert "litert" not in {e["format"] for e in manifest["files"]} and not list(bundle.glob("*.ncnn.*"))
+    assert not (bundle / entry(manifest, "litert-int8")["path"].replace("-int8", "")).exists()
+    result, rows = verify_json(str(bundle), blocked=BLOCK_TORCH)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(rows) == {*EDGE, "end-to-end"} - {"litert", "ncnn"} and rows["litert-int8"]["passed"]
 
 
 # --- the device commands on the new engines -------------------------------------------------------
