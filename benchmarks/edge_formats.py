@@ -122,22 +122,24 @@ def main() -> None:
     args = ap.parse_args()
 
     from edgecls import __version__
+    from edgecls.atomic import write_text_atomic
     from edgecls.host import cpu_name, instruction_sets, usable_cores
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
-            rows += measure_model(name.strip(), args.data, Path(tmp), args.latency_runs, args.throughput_runs)
     flags = ", ".join(instruction_sets())
     stamp = time.strftime("%Y-%m-%d")
-    text = (f"# Every format × engine, side by side ({stamp})\n\n"
-            f"`python benchmarks/edge_formats.py --models {args.models}` (edgecls {__version__}) on {cpu_name()}, "
-            f"{usable_cores()} cores, instruction sets: {flags}. All {TEST_IMAGES:,} CIFAR-10 test images per row, "
-            "against PyTorch eager FP32 on the same tensors; load = cold open of the engine; p50 at batch 1 "
-            f"({args.latency_runs} runs), img/s at batch 64 ({args.throughput_runs} runs).\n\n" + markdown(rows) + "\n")
     out = args.out or REPO / "benchmarks/results" / f"edge-formats-{stamp}.md"
-    out.write_text(text)
-    print(text)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):  # the file is rewritten after each model: a long run keeps its part
+            rows += measure_model(name.strip(), args.data, Path(tmp), args.latency_runs, args.throughput_runs)
+            text = (f"# Every format × engine, side by side ({stamp})\n\n"
+                    f"`python benchmarks/edge_formats.py --models {args.models}` (edgecls {__version__}) on "
+                    f"{cpu_name()}, {usable_cores()} cores, instruction sets: {flags}. All {TEST_IMAGES:,} CIFAR-10 "
+                    "test images per row, against PyTorch eager FP32 on the same tensors; load = cold open of the "
+                    f"engine; p50 at batch 1 ({args.latency_runs} runs), img/s at batch 64 ({args.throughput_runs} "
+                    "runs).\n\n" + markdown(rows) + "\n")
+            write_text_atomic(out, text)
+            print(text)
     print(f"wrote {out}")
 
 

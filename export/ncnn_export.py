@@ -23,7 +23,7 @@ from edgecls.errors import EdgeclsError
 
 from .job import ExportJob
 from .metadata import write_sidecar
-from .sources import built_or_scratch
+from .sources import FormatUnsupported, built_or_scratch
 
 
 def pnnx_executable() -> Path:
@@ -32,6 +32,14 @@ def pnnx_executable() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise EdgeclsError("pnnx is not installed: pip install 'edgecls[export]'")
     return Path(list(spec.submodule_search_locations)[0]) / "pnnx"
+
+
+def unknown_layers(param: Path) -> list[str]:
+    """Layer types of an NCNN .param that this NCNN build does not register (sorted, distinct)."""
+    import ncnn
+
+    types = {line.split()[0] for line in param.read_text().splitlines()[2:] if line.split()}
+    return sorted(t for t in types if ncnn.layer_to_index(t) < 0)
 
 
 def build_ncnn(job: ExportJob, path: Path) -> None:
@@ -50,8 +58,10 @@ def build_ncnn(job: ExportJob, path: Path) -> None:
     if result.returncode != 0 or not path.is_file() or not weights.is_file():
         tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
         raise EdgeclsError(f"pnnx could not convert the ONNX file to NCNN: {tail[0]}")
-    unsupported = [line.split()[0] for line in path.read_text().splitlines()[2:] if line.split()[:1]
-                   and "." in line.split()[0]]
-    if unsupported:  # pnnx leaves ops NCNN has no layer for as e.g. Tensor.slice; NCNN would refuse the graph
-        raise EdgeclsError(f"NCNN has no layer for {', '.join(sorted(set(unsupported)))} in this model")
+    unsupported = unknown_layers(path)
+    if unsupported:  # pnnx leaves ops it cannot map as they were (Tensor.slice, ReduceMax): NCNN refuses the graph
+        for written in (path, weights):
+            written.unlink(missing_ok=True)
+        raise FormatUnsupported(f"NCNN has no layer for {', '.join(unsupported)} in this model (pnnx could not "
+                                "map them)")
     write_sidecar(path, job.metadata)

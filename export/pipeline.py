@@ -11,7 +11,7 @@ from typing import Callable
 from edgecls.bundle import GOLDEN_IMAGES, reference_checkpoint
 from edgecls.errors import EdgeclsError
 
-from .formats import FORMATS, Format, resolve_formats
+from .formats import FORMATS, Format, FormatUnsupported, resolve_formats
 from .job import ExportJob
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset
 
@@ -106,7 +106,7 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
         job = ExportJob(model=model, spec=spec, metadata=model_metadata(spec, sha), workdir=workdir, stem=spec.model,
                         dynamic_batch=opts.dynamic_batch, opset=opts.opset, calibration=calibration,
                         max_drop=opts.max_drop)
-        _build_all(formats, job, timings, log)
+        formats = _build_all(formats, job, timings, log, skip_unsupported=opts.formats.strip() == "all")
         parity = _parity(formats, job, check, timings)
         golden = _golden(formats, job, opts, timings, data_from_checkpoint)
         manifest = build_manifest(formats, job, source, parity, golden, timings)
@@ -179,14 +179,32 @@ def with_data_defaults(opts: ExportOptions, config: dict) -> ExportOptions:
     return replace(opts, data=config.get("data") or "cifar10", data_dir=opts.data_dir or config.get("data_dir"))
 
 
-def _build_all(formats: list[Format], job: ExportJob, timings: dict[str, float], log: Callable[[str], None]) -> None:
-    """FP32 rows come before the INT8 rows that quantize them (resolve_formats orders them so)."""
+def _build_all(formats: list[Format], job: ExportJob, timings: dict[str, float], log: Callable[[str], None],
+               skip_unsupported: bool = False) -> list[Format]:
+    """FP32 rows come before the INT8 rows that quantize them (resolve_formats orders them so). With
+    ``skip_unsupported`` (``--format all``) a format that cannot express this model is listed and left out
+    (with the rows built from it); named explicitly, it fails the export. Returns the formats built."""
+    built = []
     for fmt in formats:
+        if fmt.int8_of and fmt.int8_of not in job.built:
+            continue  # its FP32 row was left out just above
         path = job.path(fmt.suffixes[0])
-        with _timed(timings, fmt.name):
-            fmt.build(job, path)
+        try:
+            with _timed(timings, fmt.name):
+                fmt.build(job, path)
+        except FormatUnsupported as e:
+            if not skip_unsupported:
+                raise
+            for leftover in job.workdir.glob(f"{job.stem}{fmt.suffixes[0]}*"):
+                leftover.unlink()
+            for suffix in fmt.suffixes:
+                job.path(suffix).unlink(missing_ok=True)
+            log(f"  skipped {fmt.name}: {e}")
+            continue
         job.built[fmt.name] = path
+        built.append(fmt)
         log(f"  built {fmt.name:<14} {timings[fmt.name]:5.1f}s  {', '.join(job.stem + s for s in fmt.suffixes)}")
+    return built
 
 
 def _parity(formats: list[Format], job: ExportJob, check, timings: dict[str, float]) -> dict | None:

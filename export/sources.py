@@ -12,7 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from edgecls.errors import EdgeclsError
+
 from .job import ExportJob
+
+
+class FormatUnsupported(EdgeclsError):
+    """The format cannot express this model (e.g. an op its runtime has no layer for): `--format all` lists it
+    as skipped; named explicitly, it is the export's error."""
 
 
 @contextlib.contextmanager

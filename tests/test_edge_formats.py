@@ -113,6 +113,16 @@ def test_all_builds_what_is_installed_and_lists_the_rest(tmp_path, trained_check
     assert not list(out.glob(".*")), "scratch files reached the bundle"
 
 
+def test_a_model_ncnn_cannot_express_is_named_not_half_built(tmp_path, cifar_dir, cache_dir):
+    """airbench's global max-pool is one ONNX ReduceMax, which pnnx leaves unmapped: `--format ncnn` fails in one
+    line naming the layer (`--format all` lists it as skipped and builds the rest)."""
+    out = tmp_path / "airbench"
+    result = run_cli("export", str(REPO / "artifacts/reference/airbench/airbench.pt"), "--format", "ncnn",
+                     "--out", str(out), "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--check-images", "0")
+    assert_one_line_error(result, "NCNN has no layer for ReduceMax")
+    assert not out.exists() and not list(tmp_path.glob(".*"))
+
+
 # --- verify ---------------------------------------------------------------------------------------
 
 def test_verify_passes_every_edge_row(edge_export_dir):
