@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from edgecls.bundle import FORMATS, MANIFEST, TORCH, near_tie_images
-from edgecls.extras import installed_extras
+from edgecls.extras import EXTRAS, installed_extras
 from edgecls.runtime.benchmark import table_order
 from edgecls.runtime.model_files import choose_model
 from edgecls.runtime.engines import openvino_available
@@ -223,7 +223,8 @@ def test_doctor_json_describes_this_machine_and_the_bundle(export_dir, manifest)
     assert "cpu" in report["engines"]["onnxruntime"]["devices"]
     assert openvino_available(), "the dev install has OpenVINO: its import must work"
     assert "CPU" in report["engines"]["openvino"]["devices"]
-    assert report["extras"] == {**installed_extras(), "train": False, "export": False}  # torch blocked there
+    blocked = {extra: False for extra, modules in EXTRAS.items() if set(modules) & set(BLOCKED)}
+    assert report["extras"] == {**installed_extras(), **blocked}  # what needs torch & co. is absent there
     bundle = report["bundle"]
     assert bundle["sha256_ok"] is True and bundle["golden_images"] == manifest["golden"]["images"]
     formats = {f["format"]: f for f in bundle["formats"]}

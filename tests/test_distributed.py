@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgecls.bundle import near_tie_cap, near_tie_images
+from edgecls.bundle import near_tie_images, top1_agreement
 from edgecls.trainer.checkpoint import load_checkpoint, read_checkpoint
 from edgecls.trainer.data import load_data
 from edgecls.trainer.distributed import COLLECTIVE_TIMEOUT, World, close_world, init_world
@@ -115,14 +115,14 @@ def test_sharded_evaluation_matches_a_single_process_evaluation(two_process_run,
     model, data = _test_set(out / "last.pt", cifar_dir, cache_dir)  # state_dict: the last epoch's weights
     logits = predict_logits(model, data, resolve_policy("cpu", "fp32"))
     single, ties = logits.argmax(1), near_ties(logits)
-    assert int(ties.sum()) <= near_tie_cap(len(ties)), f"{int(ties.sum())} near ties leave the test without teeth"
+    assert ties.float().mean() <= 0.05, f"{int(ties.sum())} near ties leave the test without teeth"
     saved = tmp_path / "sharded.pt"
     code, _, stderr = finish(launch("-m", "tests.test_distributed", str(out / "last.pt"), str(cifar_dir),
                                     str(cache_dir), str(saved), nproc=3))
     assert code == 0, stderr[-3000:]
-    differ = torch.load(saved) != single
-    assert not (differ & ~ties).any(), f"images {differ.nonzero().flatten().tolist()} changed class; near ties: " \
-                                       f"{ties.nonzero().flatten().tolist()}"
+    sharded = torch.load(saved)
+    agreement = top1_agreement(sharded.numpy(), logits.numpy())  # the product's rule: near-ties only, capped
+    assert agreement.holds, f"{agreement.describe()}; near ties: {ties.nonzero().flatten().tolist()}"
     hits = int((single == data.labels).sum())
     swing = int((ties & (logits.topk(2, dim=1).indices == data.labels[:, None]).any(1)).sum())  # may flip a hit
     run_hits = round(read_checkpoint(out / "last.pt")["history"][-1]["test_acc"] * len(data))
