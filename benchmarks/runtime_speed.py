@@ -15,6 +15,8 @@ is what a device has: `python3 -m venv .venv-base && .venv-base/bin/pip install 
    also the CLI's streaming rate with its start-up taken out (the same command on one image, subtracted).
 3. overhead: the shipped INT8 model at batch 1 through `Classifier.predict(array)` vs a bare engine call.
 4. backends: onnxruntime vs OpenVINO, FP32 and INT8, batch 1 latency and batch 64 throughput, load time.
+5. ceiling: each stream (`auto`, each engine and precision; CIFAR JPEGs and 640x480 photos) as a fraction
+   of the bound this machine's cores set, decoding and the engine each timed alone (`stream_ceiling.py`).
 """
 
 from __future__ import annotations
@@ -195,6 +197,7 @@ def auto_choices(model: Path) -> dict[str, str]:
 
 def main() -> None:
     from edgecls.host import cpu_name, instruction_sets
+    from edgecls.runtime.model_files import STREAM_IMAGES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", default=sys.executable)
@@ -202,7 +205,11 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/cifar10")
     ap.add_argument("--cold-runs", type=int, default=9)
     ap.add_argument("--stream-runs", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma-separated: cold, stream, overhead, backends")
+    ap.add_argument("--photos", type=int, default=STREAM_IMAGES,
+                    help="640x480 photos for the ceiling's second folder (from this many on, `infer` streams as `auto` "
+                         "in-process does)")
+    ap.add_argument("--ceiling-runs", type=int, default=3)
+    ap.add_argument("--skip", default="", help="comma-separated: cold, stream, overhead, backends, ceiling")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
@@ -236,6 +243,15 @@ def main() -> None:
         for r in report["backends"]:
             print(f"  {r['format']:<14} {r['engine']:<12} load {r['load_ms']:7.1f} ms  batch 1 p50 {r['p50_ms']:.3f} ms"
                   f"  batch 64 {r['img_s_64']:7.0f} img/s")
+    if "ceiling" not in skip:
+        from edgecls.host import usable_cores
+        from stream_ceiling import ceiling, print_rows
+
+        cores = usable_cores()
+        rows = ceiling(args.python, edgecls_command(args.python), args.model, args.data, args.photos,
+                       args.ceiling_runs, cores, OUTSIDE)
+        report["ceiling"] = rows
+        print_rows(rows, cores)
     if args.json:
         print(json.dumps(report, indent=2))
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections import deque
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -17,9 +17,9 @@ from edgecls.spec import ModelSpec, spec_from_metadata
 
 from .engines import PINNED
 from .model_files import ModelChoice, choose_model
+from .pipeline import Costs, decode_ahead, decoders_for
 from .preprocess import ImageInput, load_rgb, normalize, resize_for_model
 
-DECODE_WORKERS = 4  # enough to keep an engine fed; more only adds contention for the GIL and the cores
 # One item's own error while it is decoded: `UnreadableImage` (an EdgeclsError) for anything Pillow raised on
 # its bytes (see `edgecls.imageops.pillow_decoding`), EdgeclsError for an unusable array. Anything else is a
 # bug of ours and propagates.
@@ -55,6 +55,7 @@ class Classifier:
         self.engine = engine
         self.spec = spec
         self.choice = choice
+        self._engine_ms: float | None = None  # core-ms per image on the last batch, for `pipeline.decoders_for`
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
@@ -86,7 +87,7 @@ class Classifier:
         if not _is_many(images):
             return self._predict_one(images, top_k)
         items = list(images)
-        workers = 1 if len(items) == 1 else workers  # one image: a thread pool would only add latency
+        workers = 0 if len(items) == 1 else workers  # one image: a thread would only add latency
         results = list(self.classify(items, top_k=top_k, batch_size=batch_size, workers=workers))
         failures = [r for r in results if isinstance(r, Failure)]
         if failures:
@@ -95,7 +96,7 @@ class Classifier:
 
     def _predict_one(self, image: ImageInput, top_k: int) -> Prediction:
         """One input straight into a batch of one, without `classify`'s generators (batch-1 latency)."""
-        decoded = _decode_one(0, image, self.spec)
+        decoded = decode_one(0, image, self.spec)
         if isinstance(decoded, Failure):
             raise EdgeclsError(f"{decoded.source}: {decoded.error}")
         return self._run_batch([decoded], max(1, min(top_k, len(self.classes))))[0]
@@ -104,19 +105,27 @@ class Classifier:
                  workers: int | None = None) -> Iterator[Prediction | Failure]:
         """Lenient streaming form, in input order: a Failure for an unreadable item, then carry on.
 
-        ``workers`` threads decode ahead while the engine runs (Pillow releases the GIL while it
-        decodes); default: :func:`default_decode_workers`.
+        ``workers``: threads decoding ahead while the engine runs (0: decode in this thread); by default the
+        rule of `edgecls.runtime.pipeline`, from this machine's cores and what decoding and the engine
+        cost on this stream. A stream of one batch decodes in line and starts no thread.
         """
         top_k = max(1, min(top_k, len(self.classes)))
+        plan = self._decoders if workers is None else (lambda decode_ms: workers)
         pending: list[Failure | _Decoded] = []
         decoded = 0
-        for result in decode_in_order(items, self.spec, workers, lookahead=2 * batch_size):
+        for result in decode_ahead(items, partial(decode_one, spec=self.spec), batch_size, plan):
             pending.append(result)
             decoded += isinstance(result, _Decoded)
             if decoded == batch_size:
                 yield from self._flush(pending, top_k)
                 pending, decoded = [], 0
         yield from self._flush(pending, top_k)
+
+    def _decoders(self, decode_ms: float) -> int | None:
+        """Decode threads for a stream whose images cost ``decode_ms`` each; None until the engine has a price."""
+        if self._engine_ms is None:
+            return None
+        return decoders_for(usable_cores(), Costs(decode_ms, self._engine_ms))
 
     def logits(self, batch_uint8: np.ndarray) -> np.ndarray:
         """Model output for a uint8 NHWC batch already at the input size."""
@@ -135,6 +144,7 @@ class Classifier:
         t1 = time.perf_counter()
         logits = self.logits_from_input(x)
         t2 = time.perf_counter()
+        self._engine_ms = 1000 * (t2 - t1) / len(decoded) * getattr(self.engine, "threads", usable_cores())
         order, top_probs = rank(logits, top_k)
         share = 1000.0 / len(decoded)
         out = []
@@ -158,34 +168,7 @@ class Classifier:
         return np.concatenate(outs)
 
 
-def decode_in_order(items: Iterable[ImageInput], spec: ModelSpec, workers: int | None,
-                    lookahead: int) -> Iterator[Failure | _Decoded]:
-    """Decoded items (or their Failure) in input order, at most ``lookahead`` decoded ahead of the consumer."""
-    workers = default_decode_workers() if workers is None else workers
-    numbered = enumerate(items)
-    if workers <= 1:
-        yield from (_decode_one(n, item, spec) for n, item in numbered)
-        return
-    from concurrent.futures import ThreadPoolExecutor  # here: a cold single-image `infer` never needs it
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="edgecls-decode") as pool:
-        ahead: deque = deque()
-        for n, item in numbered:
-            ahead.append(pool.submit(_decode_one, n, item, spec))
-            if len(ahead) >= lookahead:
-                yield ahead.popleft().result()
-        while ahead:
-            yield ahead.popleft().result()
-
-
-def default_decode_workers() -> int:
-    """Decoding in threads pays only where cores are left beside the engine's: on 2 cores, 10,000 CIFAR
-    JPEGs ran at 2,422 img/s decoded in line vs 2,121 with 2 decode threads (AVX-512 EPYC, idle)."""
-    cores = usable_cores()
-    return 1 if cores <= 2 else min(DECODE_WORKERS, cores // 2)
-
-
-def _decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded:
+def decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded:
     name = str(item) if isinstance(item, (str, Path)) else f"<image {n}>"
     t0 = time.perf_counter()
     try:

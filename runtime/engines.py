@@ -43,6 +43,9 @@ class OnnxRuntimeEngine:
         options.intra_op_num_threads = threads or usable_cores()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Threads spin while a run lasts (batch-1 latency) and sleep when it returns, so decode threads
+        # working beside a stream get the cores (`edgecls.runtime.pipeline`).
+        options.add_session_config_entry("session.force_spinning_stop", "1")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=[provider])
         except Exception as e:  # onnxruntime raises its own exception types for bad files

@@ -21,7 +21,7 @@ from edgecls.scores import scores
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
 
-from .classifier import Classifier, Failure, decode_in_order
+from .classifier import Classifier, Failure, decode_one
 from .preprocess import ImageInput
 
 SHOWN_FAILURES = 10
@@ -69,7 +69,8 @@ def decode_all(items: Sequence[ImageInput], spec: ModelSpec) -> Iterator[np.ndar
     (`benchmark`, and `serve` for several images in one request): it is the classifier's own per-item
     decoding, so a file gets the same pixels, and the same refusal, as `edgecls infer` gives it.
     """
-    for result in decode_in_order(items, spec, workers=1, lookahead=1):
+    for n, item in enumerate(items):
+        result = decode_one(n, item, spec)
         yield result if isinstance(result, Failure) else result.pixels
 
 

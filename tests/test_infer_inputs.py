@@ -56,8 +56,12 @@ def test_decode_pool_keeps_order_and_per_file_errors(tmp_path, cifar_dir):
     bad.write_bytes(good[0].read_bytes()[:200])
     items = [*good[:33], bad, tmp_path / "missing.png", *good[33:]]
     clf = Classifier.load(Path(__file__).resolve().parents[1] / "artifacts" / "reference" / "exports")
-    sequential = list(clf.classify(items, batch_size=16, workers=1))
-    pooled = list(clf.classify(items, batch_size=16, workers=4))
+    sequential = list(clf.classify(items, batch_size=16, workers=0))
+    for threads in (1, 4, None):
+        assert_same_stream(list(clf.classify(items, batch_size=16, workers=threads)), sequential, items)
+
+
+def assert_same_stream(pooled: list, sequential: list, items: list) -> None:
     assert [r.source for r in pooled] == [str(p) for p in items]
     assert [type(r) for r in pooled] == [type(r) for r in sequential]
     assert isinstance(pooled[33], Failure) and isinstance(pooled[34], Failure) and pooled[34].error == "no such file"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,7 @@ def infer_command(
     warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
     ok = refused = 0
     write, line = sys.stdout.write, _line_format(as_json, show_time)
+    start = time.perf_counter()
     for result in clf.classify(found.paths, top_k=top_k, batch_size=max(1, batch_size)):
         if isinstance(result, Failure):
             refused += 1
@@ -95,8 +97,10 @@ def infer_command(
             ok += 1
             write(line(result))
     sys.stdout.flush()
+    seconds = time.perf_counter() - start
     summary = (f"{ok} classified, {refused} refused, {found.skipped} skipped "
-               f"({clf.choice.format} via {clf.choice.engine}: {clf.choice.path})")
+               f"({clf.choice.format} via {clf.choice.engine}: {clf.choice.path}) "
+               f"in {seconds:.2f} s, {len(found.paths) / seconds:,.0f} img/s")
     typer.echo(summary, err=True)
     raise typer.Exit(1 if refused else 0)
 

@@ -1,0 +1,173 @@
+"""How close a stream of images comes to what this machine's cores can do (the `ceiling` part of runtime_speed.py).
+
+For a folder, each side alone is timed in this process: decoding (the runtime's own file → model-size
+pixels, one thread; bare Pillow ``open → RGB array`` beside it) and the engine (batch 64, the threads it
+opens with). Their core-milliseconds per image add up to what one image costs, so ``cores / (d + e)`` is
+the bound no stream can pass. Each stream is then a fraction of that bound:
+
+- in-process ``Classifier.predict(paths)``, in a fresh process, timed after load and a warm-up;
+- ``edgecls infer DIR --json``: the stream rate the command reports (first image to last), and the whole
+  command's wall time (start-up, imports and loading included).
+
+Every engine and precision runs over the 10,000 CIFAR test JPEGs and over 640x480 photos made from them
+with Pillow (upscaled, with sensor-like noise, saved as camera JPEGs at quality 90).
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PHOTO_SIZE = (640, 480)
+BATCH = 64
+SUMMARY_RATE = re.compile(r" ([\d,]+) img/s$")
+
+IN_PROCESS = """
+import sys, time
+from pathlib import Path
+from edgecls.runtime import Classifier
+paths = sorted(str(p) for p in Path(sys.argv[2]).rglob('*.jpg'))
+clf = Classifier.load(sys.argv[1], backend=sys.argv[3], throughput=True)
+clf.predict(paths[:256], batch_size=64)
+t = time.perf_counter()
+clf.predict(paths, batch_size=64)
+print(len(paths) / (time.perf_counter() - t))
+"""
+
+
+@dataclass(frozen=True)
+class Stream:
+    label: str
+    model: Path
+    backend: str
+
+
+def streams(export: Path) -> list[Stream]:
+    """`auto` on the export folder, then each engine and precision on its own file."""
+    from edgecls.bundle import read_manifest
+    from edgecls.runtime.engines import openvino_available
+
+    files = {e["format"]: export / e["path"] for e in read_manifest(export)["files"]}
+    wanted = [("onnxruntime", "onnx-int8"), ("onnxruntime", "onnx")]
+    if openvino_available():
+        wanted += [("openvino", "openvino-int8"), ("openvino", "openvino")]
+    return [Stream("auto", export, "auto")] + [Stream(f"{fmt} via {engine}", files[fmt], engine)
+                                              for engine, fmt in wanted if fmt in files]
+
+
+def make_photos(data: Path, folder: Path, count: int) -> Path:
+    """``count`` 640x480 camera-like JPEGs made from test images spread over every class."""
+    rng = np.random.default_rng(0)
+    sources = sorted((data / "test").rglob("*.jpg"))
+    for i, src in enumerate(sources[::max(1, len(sources) // count)][:count]):
+        big = np.asarray(Image.open(src).convert("RGB").resize(PHOTO_SIZE, Image.BICUBIC), dtype=np.int16)
+        noisy = np.clip(big + rng.integers(-8, 9, big.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(folder / f"{i:05d}.jpg", quality=90)
+    return folder
+
+
+def decode_rates(folder: Path, spec) -> dict[str, float]:
+    """Images per second on one thread: the runtime's decoding, and bare Pillow open → RGB array."""
+    from edgecls.runtime.classifier import decode_one
+
+    paths = sorted(str(p) for p in folder.rglob("*.jpg"))
+    rates = {"runtime": [], "pillow": []}
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for n, p in enumerate(paths):
+            decode_one(n, p, spec)
+        t1 = time.perf_counter()
+        for p in paths:
+            with Image.open(p) as img:
+                np.asarray(img.convert("RGB"))
+        t2 = time.perf_counter()
+        rates["runtime"].append(len(paths) / (t1 - t0))
+        rates["pillow"].append(len(paths) / (t2 - t1))
+    return {k: statistics.median(v) for k, v in rates.items()} | {"images": len(paths)}
+
+
+def engine_alone(stream: Stream, calls: int = 60) -> dict:
+    """The engine `Classifier.load` opens for this stream, on batches of 64: img/s and core-ms per image."""
+    from edgecls.runtime import Classifier
+
+    clf = Classifier.load(stream.model, backend=stream.backend, throughput=True)
+    size = clf.spec.input_size
+    x = np.random.default_rng(0).standard_normal((BATCH, 3, size, size), dtype=np.float32)
+    for _ in range(10):
+        clf.logits_from_input(x)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        clf.logits_from_input(x)
+    rate = BATCH * calls / (time.perf_counter() - t0)
+    return {"img_s": rate, "threads": clf.engine.threads, "core_ms": 1000 * clf.engine.threads / rate,
+            "choice": f"{clf.choice.format} via {clf.choice.engine}", "spec": clf.spec}
+
+
+def run_streams(python: str, edgecls: list[str], stream: Stream, folder: Path, outside: str) -> dict[str, float]:
+    """One interleaved round: in-process predict, then the CLI (its own stream rate and its whole wall time)."""
+    lib = subprocess.run([python, "-c", IN_PROCESS, str(stream.model), str(folder), stream.backend], check=True,
+                         capture_output=True, text=True, cwd=outside).stdout
+    with tempfile.TemporaryFile() as out:
+        t0 = time.perf_counter()
+        cli = subprocess.run([*edgecls, "infer", str(folder), "--json", "--batch-size", str(BATCH), "--model",
+                              str(stream.model), "--backend", stream.backend], stdout=out, stderr=subprocess.PIPE,
+                             text=True, cwd=outside)
+        whole = time.perf_counter() - t0
+    summary = cli.stderr.strip().splitlines()[-1] if cli.stderr.strip() else ""
+    match = SUMMARY_RATE.search(summary)
+    if cli.returncode != 0 or match is None:
+        raise RuntimeError(f"edgecls infer failed ({cli.returncode}): {cli.stderr[-500:]}")
+    images = int(summary.split(" classified")[0])
+    return {"predict": float(lib), "cli_stream": float(match.group(1).replace(",", "")), "cli_whole": images / whole}
+
+
+def ceiling(python: str, edgecls: list[str], export: Path, data: Path, photos: int, runs: int, cores: int,
+            outside: str) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = {"CIFAR 32x32 JPEGs": data / "test",
+                   f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} photos": make_photos(data, Path(tmp), photos)}
+        chosen = streams(export)
+        engines = {s: engine_alone(s) for s in chosen}
+        spec = next(iter(engines.values()))["spec"]
+        for name, folder in folders.items():
+            decode = decode_rates(folder, spec)
+            d_ms = 1000 / decode["runtime"]
+            rounds = {s: [] for s in chosen}
+            for _ in range(runs):
+                for s in chosen:
+                    rounds[s].append(run_streams(python, edgecls, s, folder, outside))
+            for s in chosen:
+                e = engines[s]
+                bound = cores / ((d_ms + e["core_ms"]) / 1000)
+                measured = {k: statistics.median(r[k] for r in rounds[s]) for k in rounds[s][0]}
+                rows.append({"folder": name, "images": decode["images"], "stream": s.label, "runs": e["choice"],
+                             "decode_img_s": decode["runtime"], "pillow_img_s": decode["pillow"],
+                             "decode_core_ms": d_ms, "engine_img_s": e["img_s"], "engine_threads": e["threads"],
+                             "engine_core_ms": e["core_ms"], "bound_img_s": bound, **measured,
+                             **{f"{k}_of_bound": v / bound for k, v in measured.items()}})
+    return rows
+
+
+def print_rows(rows: list[dict], cores: int) -> None:
+    folder = None
+    for r in rows:
+        if r["folder"] != folder:
+            folder = r["folder"]
+            print(f"\nceiling, {folder} ({r['images']:,} images), {cores} cores: decoding {r['decode_img_s']:,.0f} img/s "
+                  f"on one thread = {r['decode_core_ms']:.3f} core-ms/img (bare Pillow open → RGB "
+                  f"{r['pillow_img_s']:,.0f} img/s)")
+            print(f"  {'stream':<30} {'engine alone':>13} {'core-ms':>8} {'bound':>7} {'predict':>14} "
+                  f"{'CLI stream':>14} {'CLI whole':>14}")
+        name = r["stream"] if r["stream"] != "auto" else f"auto ({r['runs']})"
+        print(f"  {name:<30} {r['engine_img_s']:>9,.0f} x{r['engine_threads']:<2} {r['engine_core_ms']:>8.3f} "
+              f"{r['bound_img_s']:>7,.0f} " + " ".join(f"{r[k]:>6,.0f} {r[k + '_of_bound']:>6.1%}"
+                                                     for k in ("predict", "cli_stream", "cli_whole")))
