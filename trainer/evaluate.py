@@ -19,7 +19,8 @@ from .policy import resolve_policy, set_cpu_threads
 
 def evaluate_checkpoint(ckpt: str | Path, data: str = "cifar10", data_dir: str | None = None,
                         cache_dir: str | None = None, device: str = "cpu", tta: str = "none",
-                        grid: str | Path | None = None, grid_count: int = 32) -> dict:
+                        grid: str | Path | None = None, grid_count: int = 32, limit: int | None = None) -> dict:
+    """``limit``: a seeded random subset of the test images in their order (`ImageSet.subset`, seed 0)."""
     if tta not in TTA_LEVELS:
         raise EdgeclsError(f"--tta must be one of {', '.join(TTA_LEVELS)}, got {tta!r}")
     model, meta = load_checkpoint(ckpt)
@@ -28,11 +29,12 @@ def evaluate_checkpoint(ckpt: str | Path, data: str = "cifar10", data_dir: str |
     splits = load_data(data, meta["input_size"], data_dir, cache_dir, need_train=False)
     classes = list(meta["classes"])
     splits.require_classes(classes)
-    test = DeviceData.from_numpy(splits.test.images, splits.test.labels, meta["mean"], meta["std"], policy.device)
+    split = splits.test.subset(limit, 0)
+    test = DeviceData.from_numpy(split.images, split.labels, meta["mean"], meta["std"], policy.device)
     model = model.to(policy.device)
     pred = predict_logits(model, test, policy, tta=tta).argmax(1).numpy()
-    true = splits.test.labels
+    true = split.labels
     if grid is not None:
         pick = np.random.default_rng(0).permutation(len(true))[:grid_count]
-        plot_grid(splits.test.images[pick], true[pick], pred[pick], classes, Path(grid))
+        plot_grid(split.images[pick], true[pick], pred[pick], classes, Path(grid))
     return {**scores(pred, true, classes), "checkpoint": str(ckpt), "sha256": meta["sha256"]}
