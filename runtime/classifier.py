@@ -56,6 +56,7 @@ class Classifier:
         self.spec = spec
         self.choice = choice
         self._engine_ms: float | None = None  # core-ms per image on the last batch, for `pipeline.decoders_for`
+        self._streaming: Classifier | None = None
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
@@ -67,10 +68,10 @@ class Classifier:
         models exported without it. ``device``: an OpenVINO device (CPU, GPU, NPU, AUTO) or an
         onnxruntime provider (cpu, cuda, …); ``precision="default"`` lets OpenVINO pick its own.
         ``throughput=True``: many images will follow, so `auto` picks the engine that streams fastest
-        on this CPU rather than the one that starts fastest (see `auto_engines`).
+        on this CPU rather than the one that starts fastest (see `auto_engines`), opened for streaming.
         """
         choice = choose_model(Path(path), backend, device, throughput)
-        engine = choice.open(threads, device, precision)
+        engine = choice.open(threads, device, precision, streaming=throughput)
         stored = spec_from_metadata(engine.metadata)
         if stored is None and spec is None:
             raise EdgeclsError(f"{choice.path} carries no edgecls metadata (labels, mean/std, input size); "
@@ -110,22 +111,40 @@ class Classifier:
         cost on this stream. A stream of one batch decodes in line and starts no thread.
         """
         top_k = max(1, min(top_k, len(self.classes)))
-        plan = self._decoders if workers is None else (lambda decode_ms: workers)
+        runner = self  # once decode threads start, the engine opened for streaming runs the batches
+
+        def plan(decode_ms: float) -> int | None:
+            nonlocal runner
+            threads = self._decoders(decode_ms) if workers is None else workers
+            if threads:
+                runner = self.for_streaming()
+            return threads
+
         pending: list[Failure | _Decoded] = []
         decoded = 0
         for result in decode_ahead(items, partial(decode_one, spec=self.spec), batch_size, plan):
             pending.append(result)
             decoded += isinstance(result, _Decoded)
             if decoded == batch_size:
-                yield from self._flush(pending, top_k)
+                yield from runner._flush(pending, top_k)
                 pending, decoded = [], 0
-        yield from self._flush(pending, top_k)
+        yield from runner._flush(pending, top_k)
 
     def _decoders(self, decode_ms: float) -> int | None:
         """Decode threads for a stream whose images cost ``decode_ms`` each; None until the engine has a price."""
         if self._engine_ms is None:
             return None
         return decoders_for(usable_cores(), Costs(decode_ms, self._engine_ms))
+
+    def for_streaming(self) -> "Classifier":
+        """This classifier on an engine opened for streams of batches, whose threads leave the cores to decode
+        threads or a server's event loop between runs (`engines.OnnxRuntimeEngine`); opened once, then kept."""
+        if self._streaming is None:
+            reopen = getattr(self.engine, "for_streaming", None)
+            engine = reopen() if reopen else self.engine
+            self._streaming = self if engine is self.engine else Classifier(engine, self.spec, self.choice)
+            self._streaming._engine_ms = self._engine_ms
+        return self._streaming
 
     def logits(self, batch_uint8: np.ndarray) -> np.ndarray:
         """Model output for a uint8 NHWC batch already at the input size."""

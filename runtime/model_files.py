@@ -28,8 +28,9 @@ class ModelChoice:
     engine: str
     folder: Path | None = None  # the export folder it came from (the chosen file's sha256s were checked)
 
-    def open(self, threads: int | None = None, device: str | None = None, precision: str = PINNED):
-        return open_engine(self.engine, self.path, threads, device, precision)
+    def open(self, threads: int | None = None, device: str | None = None, precision: str = PINNED,
+             streaming: bool = False):
+        return open_engine(self.engine, self.path, threads, device, precision, streaming)
 
 
 def choose_model(path: Path, backend: str = "auto", device: str | None = None, throughput: bool = False,
