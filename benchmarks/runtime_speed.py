@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -215,6 +216,10 @@ def main() -> None:
     skip = set(args.skip.split(","))
     report: dict = {"cpu": cpu_name(), "instruction_sets": instruction_sets(), "python": args.python}
     print(f"{report['cpu']}: {' '.join(report['instruction_sets']) or 'no AVX2'}; python {args.python}")
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    if capped:  # the proxy for a CPU without int8 dot products: OpenVINO's oneDNN obeys it, onnxruntime's MLAS has no such knob
+        report["onednn_max_cpu_isa"] = capped
+        print(f"OpenVINO capped at ONEDNN_MAX_CPU_ISA={capped}; onnxruntime (MLAS) has no such knob and runs as this CPU allows")
     if "cold" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             images = {"cifar.jpg": sorted((args.data / "test" / "cat").iterdir())[0],

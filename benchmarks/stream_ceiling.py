@@ -94,8 +94,9 @@ def decode_rates(folder: Path, spec) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in rates.items()} | {"images": len(paths)}
 
 
-def engine_alone(stream: Stream, calls: int = 60) -> dict:
-    """The engine `Classifier.load` opens for this stream, on batches of 64: img/s and core-ms per image."""
+def engine_alone(stream: Stream, calls: int = 20, rounds: int = 5) -> dict:
+    """The engine `Classifier.load` opens for this stream, on batches of 64: img/s (median of ``rounds``) and
+    core-ms per image."""
     from edgecls.runtime import Classifier
 
     clf = Classifier.load(stream.model, backend=stream.backend, throughput=True)
@@ -103,10 +104,13 @@ def engine_alone(stream: Stream, calls: int = 60) -> dict:
     x = np.random.default_rng(0).standard_normal((BATCH, 3, size, size), dtype=np.float32)
     for _ in range(10):
         clf.logits_from_input(x)
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        clf.logits_from_input(x)
-    rate = BATCH * calls / (time.perf_counter() - t0)
+    rates = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            clf.logits_from_input(x)
+        rates.append(BATCH * calls / (time.perf_counter() - t0))
+    rate = statistics.median(rates)
     return {"img_s": rate, "threads": clf.engine.threads, "core_ms": 1000 * clf.engine.threads / rate,
             "choice": f"{clf.choice.format} via {clf.choice.engine}", "spec": clf.spec}
 
