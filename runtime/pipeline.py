@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
 from typing import Callable, Iterable, Iterator, TypeVar
@@ -83,6 +82,8 @@ def decode_ahead(items: Iterable[Item], decode: Callable[[int, Item], Result], c
 
 def _decode_in_threads(numbered: Iterator[tuple[int, Item]], decode: Callable[[int, Item], Result], chunk: int,
                        threads: int) -> Iterator[Result]:
+    from concurrent.futures import ThreadPoolExecutor  # here: a cold single-image `infer` never needs it
+
     def decode_chunk(batch: list[tuple[int, Item]]) -> list[Result]:
         return [decode(n, item) for n, item in batch]
 
