@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -17,7 +18,7 @@ from edgecls.spec import ModelSpec, spec_from_metadata
 
 from .engines import PINNED
 from .model_files import ModelChoice, choose_model
-from .pipeline import Costs, decode_ahead, decoders_for
+from .pipeline import Costs, EngineLanes, decode_ahead, decoders_for
 from .preprocess import ImageInput, load_rgb, normalize, resize_for_model
 
 # One item's own error while it is decoded: `UnreadableImage` (an EdgeclsError) for anything Pillow raised on
@@ -43,6 +44,14 @@ class Failure:
 
 
 @dataclass
+class _Inferred:
+    order: list[list[int]]  # per image, class indices by descending logit (top_k of them)
+    probs: list[list[float]]
+    prepare_s: float  # stacking and normalizing the batch
+    model_s: float  # the engine call
+
+
+@dataclass
 class _Decoded:
     source: str
     pixels: np.ndarray  # uint8 HxWx3 at the model's input size
@@ -57,6 +66,7 @@ class Classifier:
         self.choice = choice
         self._engine_ms: float | None = None  # core-ms per image on the last batch, for `pipeline.decoders_for`
         self._streaming: Classifier | None = None
+        self._replicas: list | None = None
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
@@ -111,24 +121,33 @@ class Classifier:
         cost on this stream. A stream of one batch decodes in line and starts no thread.
         """
         top_k = max(1, min(top_k, len(self.classes)))
-        runner = self  # once decode threads start, the engine opened for streaming runs the batches
+        lanes: EngineLanes | None = None  # engine threads, started with the decode threads
 
         def plan(decode_ms: float) -> int | None:
-            nonlocal runner
+            nonlocal lanes
             threads = self._decoders(decode_ms) if workers is None else workers
             if threads:
-                runner = self.for_streaming()
+                lanes = EngineLanes(self._stream_engines())
             return threads
 
+        batches: deque = deque()  # batches started, in input order
         pending: list[Failure | _Decoded] = []
         decoded = 0
-        for result in decode_ahead(items, partial(decode_one, spec=self.spec), batch_size, plan):
-            pending.append(result)
-            decoded += isinstance(result, _Decoded)
-            if decoded == batch_size:
-                yield from runner._flush(pending, top_k)
-                pending, decoded = [], 0
-        yield from runner._flush(pending, top_k)
+        try:
+            for result in decode_ahead(items, partial(decode_one, spec=self.spec), batch_size, plan):
+                pending.append(result)
+                decoded += isinstance(result, _Decoded)
+                if decoded == batch_size:
+                    batches.append(self._start(pending, top_k, lanes))
+                    pending, decoded = [], 0
+                    while batches and (lanes is None or len(batches) > 2 * lanes.width):
+                        yield from self._finish(*batches.popleft())
+            batches.append(self._start(pending, top_k, lanes))
+            while batches:
+                yield from self._finish(*batches.popleft())
+        finally:
+            if lanes is not None:
+                lanes.close()
 
     def _decoders(self, decode_ms: float) -> int | None:
         """Decode threads for a stream whose images cost ``decode_ms`` each; None until the engine has a price."""
@@ -136,54 +155,78 @@ class Classifier:
             return None
         return decoders_for(usable_cores(), Costs(decode_ms, self._engine_ms))
 
+    def _stream_engines(self) -> list:
+        """What a stream's batches run on, side by side: onnxruntime's single-thread replicas
+        (`OnnxRuntimeEngine.replicas`), else this engine alone; opened once, then kept."""
+        if self._replicas is None:
+            make = getattr(self.engine, "replicas", None)
+            self._replicas = make() if make else [self.engine]
+        return self._replicas
+
     def for_streaming(self) -> "Classifier":
-        """This classifier on an engine opened for streams of batches, whose threads leave the cores to decode
-        threads or a server's event loop between runs (`engines.OnnxRuntimeEngine`); opened once, then kept."""
+        """This classifier on an engine opened for streams of batches, whose threads leave the cores to a
+        server's event loop between runs (`engines.OnnxRuntimeEngine`); opened once, then kept."""
         if self._streaming is None:
             reopen = getattr(self.engine, "for_streaming", None)
             engine = reopen() if reopen else self.engine
             self._streaming = self if engine is self.engine else Classifier(engine, self.spec, self.choice)
-            self._streaming._engine_ms = self._engine_ms
         return self._streaming
 
     def logits(self, batch_uint8: np.ndarray) -> np.ndarray:
         """Model output for a uint8 NHWC batch already at the input size."""
         return self.logits_from_input(normalize(batch_uint8, self.spec))
 
-    def _flush(self, pending: list, top_k: int) -> Iterator[Prediction | Failure]:
+    def _start(self, pending: list, top_k: int, lanes: EngineLanes | None) -> tuple:
+        """A batch's inference: run here, or handed to the engine lanes (a Future)."""
         ok = [p for p in pending if isinstance(p, _Decoded)]
-        predictions = iter(self._run_batch(ok, top_k) if ok else [])
+        if not ok:
+            return pending, ok, None
+        if lanes is None:
+            return pending, ok, self._infer(ok, top_k, self.engine)
+        return pending, ok, lanes.submit(self._infer, ok, top_k)
+
+    def _finish(self, pending: list, ok: list, inferred) -> Iterator[Prediction | Failure]:
+        if inferred is not None and not isinstance(inferred, _Inferred):  # a Future from the lanes
+            inferred = inferred.result()
+        predictions = iter(self._predictions(ok, inferred) if ok else [])
         for p in pending:
             yield next(predictions) if isinstance(p, _Decoded) else p
 
     def _run_batch(self, decoded: list["_Decoded"], top_k: int) -> list[Prediction]:
+        return self._predictions(decoded, self._infer(decoded, top_k, self.engine))
+
+    def _infer(self, decoded: list["_Decoded"], top_k: int, engine) -> "_Inferred":
         t0 = time.perf_counter()
         pixels = decoded[0].pixels[None] if len(decoded) == 1 else np.stack([d.pixels for d in decoded])
         x = normalize(pixels, self.spec)
         t1 = time.perf_counter()
-        logits = self.logits_from_input(x)
+        logits = self.logits_from_input(x, engine)
         t2 = time.perf_counter()
-        self._engine_ms = 1000 * (t2 - t1) / len(decoded) * getattr(self.engine, "threads", usable_cores())
-        order, top_probs = rank(logits, top_k)
+        self._engine_ms = 1000 * (t2 - t1) / len(decoded) * getattr(engine, "threads", usable_cores())
+        order, probs = rank(logits, top_k)
+        return _Inferred(order, probs, t1 - t0, t2 - t1)
+
+    def _predictions(self, decoded: list["_Decoded"], inferred: "_Inferred") -> list[Prediction]:
         share = 1000.0 / len(decoded)
         out = []
-        for d, indices, probs in zip(decoded, order, top_probs):
+        for d, indices, probs in zip(decoded, inferred.order, inferred.probs):
             ranked = [(self.classes[i], prob) for i, prob in zip(indices, probs)]
-            timing = {"decode": 1000 * d.decode_s, "preprocess": 1000 * d.resize_s + share * (t1 - t0),
-                      "model": share * (t2 - t1)}
+            timing = {"decode": 1000 * d.decode_s, "preprocess": 1000 * d.resize_s + share * inferred.prepare_s,
+                      "model": share * inferred.model_s}
             out.append(Prediction(ranked[0][0], indices[0], probs[0], ranked, d.source, timing))
         return out
 
-    def logits_from_input(self, x: np.ndarray) -> np.ndarray:
+    def logits_from_input(self, x: np.ndarray, engine=None) -> np.ndarray:
         """Engine output for normalized NCHW input; a static-batch model gets zero-padded chunks."""
-        fixed = self.engine.fixed_batch
+        engine = engine or self.engine
+        fixed = engine.fixed_batch
         if fixed is None or fixed == len(x):
-            return self.engine.run(x)
+            return engine.run(x)
         outs = []
         for start in range(0, len(x), fixed):
             chunk = x[start:start + fixed]
             padded = np.concatenate([chunk, np.zeros((fixed - len(chunk), *chunk.shape[1:]), chunk.dtype)])
-            outs.append(self.engine.run(padded)[:len(chunk)])
+            outs.append(engine.run(padded)[:len(chunk)])
         return np.concatenate(outs)
 
 

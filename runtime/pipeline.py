@@ -101,3 +101,31 @@ def _decode_in_threads(numbered: Iterator[tuple[int, Item]], decode: Callable[[i
             yield from ahead.popleft().result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class EngineLanes:
+    """Batches run on several engines at once, each engine in its own thread (an engine is used by one thread
+    at a time); ``submit`` returns a Future of ``fn(*args, engine)``."""
+
+    def __init__(self, engines: list):
+        import queue
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.width = len(engines)
+        self._idle = queue.SimpleQueue()
+        for engine in engines:
+            self._idle.put(engine)
+        self._pool = ThreadPoolExecutor(self.width, thread_name_prefix="edgecls-engine")
+
+    def submit(self, fn: Callable, *args):
+        def on_an_idle_engine():
+            engine = self._idle.get()
+            try:
+                return fn(*args, engine)
+            finally:
+                self._idle.put(engine)
+
+        return self._pool.submit(on_an_idle_engine)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

@@ -92,3 +92,13 @@ def test_classifier_prices_both_sides_and_uses_the_rules_answer(cifar_dir, tmp_p
     assert isinstance(ahead[70], Failure) and isinstance(ahead[71], Failure)
     assert [(r.label, r.top_k) for r in ahead if not isinstance(r, Failure)] == \
         [(r.label, r.top_k) for r in in_line if not isinstance(r, Failure)]
+
+
+def test_leaving_a_classify_stream_early_stops_its_threads(cifar_dir):
+    clf = Classifier.load(REPO / "artifacts" / "reference" / "exports")
+    files = sorted((cifar_dir / "test" / "ship").iterdir())[:600]
+    stream = clf.classify(files, batch_size=32, workers=1)
+    first = [next(stream) for _ in range(100)]  # decode and engine threads are running by now
+    assert [p.source for p in first] == [str(f) for f in files[:100]]
+    stream.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith(("edgecls-decode", "edgecls-engine"))]
