@@ -1,24 +1,27 @@
-"""A stream of images decoded ahead of the engine: decode threads work while the caller's thread runs it.
+"""A stream of images through decode threads and engine threads at once, results in input order.
 
-How the cores are divided (`decoders_for`), from the core count and two costs measured on the stream
-itself (`Costs`):
+How the cores are divided, from the core count and two costs measured on the stream itself (`Costs`):
 
-- One core: decode in line; a thread would only add switching.
-- Otherwise, decode threads for decoding's share of the cores, ``ceil(cores × d / (d + e))`` with ``d``
-  and ``e`` the core-milliseconds one image costs to decode and to run through the engine, at least one;
-- but no more than the GIL lets decoding use: Pillow releases the GIL only inside its C decoder, and
-  about ``GIL_MS`` of every image's decode is Python (opening the file, parsing the header, setting up
-  the crop) that runs one thread at a time. A 32x32 CIFAR JPEG is almost all such work (on a 2-core
-  EPYC, 7,300 img/s decoded in one thread, 5,900 in two); a 640x480 photo is mostly C (910 vs 1,630).
-- The engine keeps every core it was opened with. Its threads sleep between batches (onnxruntime's
-  spinning stops when a run returns, `engines.OnnxRuntimeEngine`; OpenVINO's threads do not spin), so
+- Decode threads (`decoders_for`). One core: decode in line; a thread would only add switching.
+  Otherwise decoding's share of the cores, ``ceil(cores × d / (d + e))`` with ``d`` and ``e`` the
+  core-milliseconds one image costs to decode and to run through the engine, at least one; but no more
+  than the GIL lets decoding use: Pillow releases the GIL only inside its C decoder, and about ``GIL_MS``
+  of every image's decode is Python (opening the file, parsing the header, setting up the crop) that runs
+  one thread at a time. A 32x32 CIFAR JPEG is almost all such work (on a 2-core EPYC, 7,300 img/s
+  decoded in one thread, 5,900 in two); a 640x480 photo is mostly C (910 vs 1,630).
+- Engine threads (`EngineLanes`): the engine keeps every core it was opened with, and batches run in
+  their own threads while the caller turns finished ones into predictions. Its threads sleep between
+  batches (onnxruntime opened for streaming, `engines.OnnxRuntimeEngine`; OpenVINO's do not spin), so
   the operating system shares the cores in the ratio of the two sides' work, which no whole-thread split
-  can do on 2 cores. Measured on the 2-core EPYC, 10,000 CIFAR JPEGs, ORT INT8: engine on 2 threads
-  beside one decoder 3,650 img/s, on 1 thread 3,250; OpenVINO INT8 5,010 vs 4,010.
+  can do on 2 cores (ORT INT8 on 2 threads beside one decoder 3,650 img/s, on 1 thread 3,250; OpenVINO
+  INT8 5,010 vs 4,010; 2-core EPYC, 10,000 CIFAR JPEGs). onnxruntime runs as one single-thread replica
+  per engine thread, whole batches side by side, so no operator waits at a barrier for the thread a
+  decoder took the core from (`OnnxRuntimeEngine.replicas`: 4,350 vs 3,620 img/s). OpenVINO's own
+  equivalent, one stream per thread, measured no better (INT8 4,430 vs 4,680; FP32 2,220 vs 2,140):
+  it runs as one engine.
 
-The first chunk is decoded in the caller's thread and timed: that prices decoding for this stream, and
-a stream of one chunk never starts a thread. The engine's price is what the classifier measured on its
-first batch. Results come back in input order, chunk by chunk, whatever finishes first.
+The first chunk is decoded in the caller's thread and timed, and the classifier times the engine on the
+first batch: that prices both sides, and a stream of one chunk never starts a thread.
 """
 
 from __future__ import annotations

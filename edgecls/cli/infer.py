@@ -99,8 +99,9 @@ def infer_command(
     sys.stdout.flush()
     seconds = time.perf_counter() - start
     summary = (f"{ok} classified, {refused} refused, {found.skipped} skipped "
-               f"({clf.choice.format} via {clf.choice.engine}: {clf.choice.path}) "
-               f"in {seconds:.2f} s, {len(found.paths) / seconds:,.0f} img/s")
+               f"({clf.choice.format} via {clf.choice.engine}: {clf.choice.path})")
+    if len(found.paths) > 1:  # the stream's own pace, start-up and loading left out
+        summary += f" in {seconds:.2f} s, {len(found.paths) / seconds:,.0f} img/s"
     typer.echo(summary, err=True)
     raise typer.Exit(1 if refused else 0)
 
