@@ -77,10 +77,15 @@ def assert_one_line_error(result, *fragments: str) -> None:
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
     """A small ResNet-20 trained for real on a CIFAR-10 subset (shared by export and runtime tests)."""
-    out = tmp_path_factory.mktemp("trained") / "run"
-    result = run_cli("train", "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-                     "--epochs", "2", "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64",
-                     "--seed", "1", "--warmup-epochs", "0.5", "--out", str(out))
+    return train_briefly(tmp_path_factory.mktemp("trained"), cifar_dir, cache_dir, "resnet20", epochs=2, warmup=0.5)
+
+
+def train_briefly(folder: Path, cifar_dir: Path, cache_dir: Path, model: str, epochs: int, warmup: float) -> Path:
+    """``model`` trained through the real CLI on a seeded 2,048 training images (500 to test): its best.pt."""
+    out = folder / "run"
+    result = run_cli("train", "--model", model, "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
+                     "--epochs", str(epochs), "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64",
+                     "--seed", "1", "--warmup-epochs", str(warmup), "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "best.pt"
 

@@ -32,7 +32,7 @@ from edgecls.bundle import fp32_failures, near_tie_images, top1_agreement
 from edgecls.export.formats import FORMATS
 from edgecls.spec import ModelSpec
 
-from .conftest import REPO
+from .conftest import REPO, train_briefly
 
 pytestmark = [pytest.mark.parity,
               pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning")]
@@ -63,18 +63,6 @@ class Case:
     limit: int | None  # a seeded subset of the test images (`ImageSet.subset`, seed 0); None: all of them
 
 
-def trained_resnet18(tmp_path_factory, cifar_dir: Path, cache_dir: Path) -> Path:
-    """A ResNet-18 trained here through the real CLI: one epoch of 2,048 images (about half a minute on 2 cores)."""
-    from .conftest import run_cli
-
-    out = tmp_path_factory.mktemp("resnet18") / "run"
-    result = run_cli("train", "--model", "resnet18", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-                     "--epochs", "1", "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64",
-                     "--warmup-epochs", "0.2", "--seed", "1", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out / "best.pt"
-
-
 @pytest.fixture(scope="module", params=["resnet20", "resnet18"])
 def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
     from edgecls.export.data import load_check_set
@@ -92,7 +80,10 @@ def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
     elif given:
         checkpoint, limit, int8 = Path(given), None, True
     else:
-        checkpoint, limit, int8 = trained_resnet18(tmp_path_factory, cifar_dir, cache_dir), CI_RESNET18_IMAGES, False
+        # half a minute on 2 cores: one epoch of 2,048 images
+        checkpoint = train_briefly(tmp_path_factory.mktemp("resnet18"), cifar_dir, cache_dir, "resnet18", epochs=1,
+                                   warmup=0.2)
+        limit, int8 = CI_RESNET18_IMAGES, False
     out = tmp_path_factory.mktemp(f"parity-{request.param}") / "export"
     # the edge formats' 10,000-image parity is benchmarks/edge_formats.py (issue 25), not a test's time
     opts = ExportOptions(checkpoint=checkpoint, formats="torchscript,onnx,openvino", int8=int8, out=out,
