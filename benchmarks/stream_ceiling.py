@@ -97,7 +97,7 @@ def engine_alone(clf, calls: int = 20, rounds: int = 3) -> float:
 
     size = clf.spec.input_size
     x = np.random.default_rng(0).standard_normal((BATCH, 3, size, size), dtype=np.float32)
-    lanes = EngineLanes(clf._stream_engines())
+    lanes = EngineLanes(clf.stream_engines())
     ways = {"one": lambda: [clf.logits_from_input(x) for _ in range(calls)],
             "lanes": lambda: [f.result() for f in [lanes.submit(clf.logits_from_input, x) for _ in range(calls)]]}
     rates = {way: [] for way in ways}

@@ -127,7 +127,7 @@ class Classifier:
             nonlocal lanes
             threads = self._decoders(decode_ms) if workers is None else workers
             if threads:
-                lanes = EngineLanes(self._stream_engines())
+                lanes = EngineLanes(self.stream_engines())
             return threads
 
         batches: deque = deque()  # batches started, in input order
@@ -155,7 +155,7 @@ class Classifier:
             return None
         return decoders_for(usable_cores(), Costs(decode_ms, self._engine_ms))
 
-    def _stream_engines(self) -> list:
+    def stream_engines(self) -> list:
         """What a stream's batches run on, side by side: onnxruntime's single-thread replicas
         (`OnnxRuntimeEngine.replicas`), else this engine alone; opened once, then kept."""
         if self._replicas is None:
