@@ -101,16 +101,39 @@ def is_arm(machine: str | None = None) -> bool:
     return (machine or platform.machine()).lower() in ("arm64", "aarch64", "armv8l", "armv7l")
 
 
+# Arm Ltd (implementer 0x41) core designs by /proc/cpuinfo "CPU part": ARM boards print no model name.
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd07": "Cortex-A57", "0xd08": "Cortex-A72", "0xd0b": "Cortex-A76",
+             "0xd0c": "Neoverse-N1", "0xd40": "Neoverse-V1", "0xd41": "Cortex-A78", "0xd49": "Neoverse-N2",
+             "0xd4f": "Neoverse-V2"}
+
+
 def cpu_name() -> str:
     try:
-        for line in CPUINFO.read_text().splitlines():
-            if line.startswith(("model name", "Model", "Hardware")):
-                return line.split(":", 1)[1].strip()
+        name = name_from_cpuinfo(CPUINFO.read_text())
     except OSError:
-        pass
+        name = ""
+    if name:
+        return name
     import platform
 
     return platform.processor() or platform.machine()
+
+
+def name_from_cpuinfo(text: str) -> str:
+    """x86: the model name. ARM: the board (``Model``) and the core design, e.g. "Raspberry Pi 5 Model B
+    Rev 1.0 (Cortex-A76)"; "" when the text names neither."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    if fields.get("model name"):
+        return fields["model name"]
+    core = ARM_PARTS.get(fields.get("CPU part", "").lower()) if fields.get("CPU implementer") == "0x41" else None
+    board = fields.get("Model", "")
+    if board and core:
+        return f"{board} ({core})"
+    return board or core or ""
 
 
 def cpu_class(flags: frozenset[str] | None = None) -> str:

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from edgecls.bundle import reference_bundle
-from edgecls.host import (cpu_class, has_bf16, has_int8_dot, has_vnni, instruction_sets, parse_cpuinfo,
-                          parse_sysctl)
+from edgecls.host import (cpu_class, has_bf16, has_int8_dot, has_vnni, instruction_sets, name_from_cpuinfo,
+                          parse_cpuinfo, parse_sysctl)
 from edgecls.trainer.policy import cpu_supports_bf16, pick_device
 
 from .conftest import REPO, wait_until_ready
@@ -92,6 +92,16 @@ def test_cpuinfo_of_each_cpu_class_gives_its_known_answers(fixture):
     sets, int8_dot, vnni, bf16, klass = CPUS[fixture]
     assert instruction_sets(flags) == sets
     assert (has_int8_dot(flags), has_vnni(flags), has_bf16(flags), cpu_class(flags)) == (int8_dot, vnni, bf16, klass)
+
+
+@pytest.mark.parametrize("fixture, name", [
+    ("avx2-laptop.txt", "Intel(R) Core(TM) i7-8565U CPU @ 1.80GHz"),
+    ("arm-pi4-cortex-a72.txt", "Raspberry Pi 4 Model B Rev 1.4 (Cortex-A72)"),
+    ("arm-pi5-cortex-a76.txt", "Raspberry Pi 5 Model B Rev 1.0 (Cortex-A76)"),
+    ("arm-neoverse-v2.txt", "Neoverse-V2"),
+])
+def test_cpu_name_from_cpuinfo_names_arm_boards_and_cores(fixture, name):
+    assert name_from_cpuinfo((FIXTURES / fixture).read_text()) == name
 
 
 def test_macos_sysctl_names_map_to_the_linux_flag_names():
