@@ -30,7 +30,7 @@ import math
 import time
 from collections import deque
 from dataclasses import dataclass
-from itertools import islice
+from itertools import chain, islice
 from typing import Callable, Iterable, Iterator, TypeVar
 
 GIL_MS = 0.14  # Python work per decoded image that holds the GIL (a whole 32x32 JPEG decode on a 2-core EPYC)
@@ -59,28 +59,31 @@ def decode_ahead(items: Iterable[Item], decode: Callable[[int, Item], Result], c
                  plan: Callable[[float], int | None]) -> Iterator[Result]:
     """``decode(n, item)`` of every item, in input order, decoded ``chunk`` items at a time.
 
-    ``plan(decode_ms)`` answers, before each chunk after the first, how many decode threads to start from
-    the decode cost measured so far; None means "not yet" (the engine has no price yet) and that chunk is
-    also decoded in line. Once it answers, the number holds for the rest of the stream.
+    ``plan(decode_ms)`` answers, before each chunk after the first (so never for a stream of one chunk), how
+    many decode threads to start from the decode cost measured so far; None means "not yet" (the engine has
+    no price yet) and that chunk is also decoded in line. Once it answers, the number holds for the rest of
+    the stream.
     """
     numbered = enumerate(items)
     spent, decoded = 0.0, 0
+    batch = list(islice(numbered, chunk))
     while True:
-        batch = list(islice(numbered, chunk))
-        if not batch:
-            return
         t0 = time.perf_counter()  # in line, nothing else running: wall time is core time
         results = [decode(n, item) for n, item in batch]
         spent += time.perf_counter() - t0
         decoded += len(batch)
         yield from results
+        batch = list(islice(numbered, chunk))
+        if not batch:  # the stream ended in line: no thread was needed
+            return
         threads = plan(1000 * spent / decoded)
         if threads is not None:
             break
+    rest = chain(batch, numbered)
     if threads <= 0:
-        yield from (decode(n, item) for n, item in numbered)
+        yield from (decode(n, item) for n, item in rest)
         return
-    yield from _decode_in_threads(numbered, decode, chunk, threads)
+    yield from _decode_in_threads(rest, decode, chunk, threads)
 
 
 def _decode_in_threads(numbered: Iterator[tuple[int, Item]], decode: Callable[[int, Item], Result], chunk: int,

@@ -102,3 +102,9 @@ def test_leaving_a_classify_stream_early_stops_its_threads(cifar_dir):
     assert [p.source for p in first] == [str(f) for f in files[:100]]
     stream.close()
     assert not [t for t in threading.enumerate() if t.name.startswith(("edgecls-decode", "edgecls-engine"))]
+
+
+def test_a_stream_of_one_chunk_never_asks_the_plan():
+    asked = []
+    out = list(decode_ahead([f"img{i}" for i in range(8)], recording_decode([]), 8, asked.append))
+    assert out == [f"IMG{i}" for i in range(8)] and asked == []
