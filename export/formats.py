@@ -32,7 +32,6 @@ from .litert_export import build_litert, build_litert_int8, litert_int8_settings
 from .ncnn_export import build_ncnn
 from .onnx_export import build_onnx
 from .openvino_export import build_openvino
-from .sources import FormatUnsupported  # noqa: F401 (the pipeline's name for it)
 from .quantize import build_onnx_int8, build_openvino_int8, onnx_int8_settings, openvino_int8_settings
 from .torchscript_export import build_torchscript, load_torchscript
 

@@ -11,9 +11,10 @@ from typing import Callable
 from edgecls.bundle import GOLDEN_IMAGES, reference_checkpoint
 from edgecls.errors import EdgeclsError
 
-from .formats import FORMATS, Format, FormatUnsupported, resolve_formats
+from .formats import FORMATS, Format, resolve_formats
 from .job import ExportJob
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset
+from .sources import FormatUnsupported
 
 RUNS_GLOB = "artifacts/runs/*/best.pt"
 EXPORTS_DIR = Path("artifacts/exports")

@@ -65,23 +65,24 @@ class Classifier:
         self.spec = spec
         self.choice = choice
         self._engine_ms: float | None = None  # core-ms per image on the last batch, for `pipeline.decoders_for`
-        self._streaming: Classifier | None = None
         self._replicas: list | None = None
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
              spec: ModelSpec | None = None, device: str | None = None, precision: str = PINNED,
-             throughput: bool = False) -> "Classifier":
+             throughput: bool = False, streaming: bool | None = None) -> "Classifier":
         """``path``: an .onnx file, an OpenVINO .xml, or an export folder with manifest.json.
 
         Labels and preprocessing come from the model's own metadata; ``spec`` is only for
         models exported without it. ``device``: an OpenVINO device (CPU, GPU, NPU, AUTO) or an
         onnxruntime provider (cpu, cuda, …); ``precision="default"`` lets OpenVINO pick its own.
         ``throughput=True``: many images will follow, so `auto` picks the engine that streams fastest
-        on this CPU rather than the one that starts fastest (see `auto_engines`), opened for streaming.
+        on this CPU rather than the one that starts fastest (see `auto_engines`). ``streaming`` (default: as
+        ``throughput``): the engine's threads leave the cores to other work between batches, as a stream's
+        decoders or a server's event loop need (`engines.OnnxRuntimeEngine`).
         """
         choice = choose_model(Path(path), backend, device, throughput)
-        engine = choice.open(threads, device, precision, streaming=throughput)
+        engine = choice.open(threads, device, precision, streaming=throughput if streaming is None else streaming)
         stored = spec_from_metadata(engine.metadata)
         if stored is None and spec is None:
             raise EdgeclsError(f"{choice.path} carries no edgecls metadata (labels, mean/std, input size); "
@@ -162,15 +163,6 @@ class Classifier:
             make = getattr(self.engine, "replicas", None)
             self._replicas = make() if make else [self.engine]
         return self._replicas
-
-    def for_streaming(self) -> "Classifier":
-        """This classifier on an engine opened for streams of batches, whose threads leave the cores to a
-        server's event loop between runs (`engines.OnnxRuntimeEngine`); opened once, then kept."""
-        if self._streaming is None:
-            reopen = getattr(self.engine, "for_streaming", None)
-            engine = reopen() if reopen else self.engine
-            self._streaming = self if engine is self.engine else Classifier(engine, self.spec, self.choice)
-        return self._streaming
 
     def logits(self, batch_uint8: np.ndarray) -> np.ndarray:
         """Model output for a uint8 NHWC batch already at the input size."""

@@ -58,9 +58,8 @@ def bundle_sha256(clf: Classifier) -> dict[str, str]:
 def load_model(path: Path, config: ServeConfig, verify: bool) -> ServedModel:
     """Load, with every sha256 in the bundle's manifest checked (Classifier.load checks only the file it runs:
     a server vouches for the bundle it reports); with ``verify``, re-prove it on its golden vectors."""
-    # opened for streaming: between batches the engine's threads leave the cores to the event loop and decoders
-    clf = Classifier.load(path, backend=config.backend, threads=config.engine_threads,
-                          device=config.device).for_streaming()
+    clf = Classifier.load(path, backend=config.backend, threads=config.engine_threads, device=config.device,
+                          streaming=True)  # between batches, the engine leaves the cores to the event loop
     if clf.choice.folder:
         verify_files(clf.choice.folder, read_manifest(clf.choice.folder))
     verified = golden_check(clf, config) if verify else "sha256" if clf.choice.folder else "none"
