@@ -6,18 +6,30 @@ weights and activations, the fastest on CPUs), ``target_device=ANY`` (the IR sta
 ~2 s more for ResNet-20, top-1 agreement with FP32 97.4% → 98.6% on the CIFAR-10 test set for an
 84% model; symmetric vs MIXED and 300 vs 1000 images changed little). The first convolution and the
 final linear layer stay FP32 (``ignored_scope``): on the 87.4% reference, agreement over all 10,000
-test images went 99.00% → 99.16%, with the same speed measured side by side. With --max-drop, NNCF's
-accuracy-controlled quantization reverts the most harmful layers to FP32 until the accuracy drop on a
-held-out slice of the training split is at most that many points.
+test images went 99.00% → 99.16%, with the same speed measured side by side. ``overflow_fix=ENABLE``:
+7-bit weights in every layer, for the reason given for ONNX below (oneDNN's kernels for CPUs without
+VNNI sum u8×s8 pairs in int16 too). NNCF's default fixes only the first layer, and its IRs answered
+differently on AVX2 kernels than on VNNI ones (airbench: 0 of 10,000 logit rows bit-identical, 48
+top-1s moved); with the fix every row is bit-identical on both, at 0.07-0.09 points of agreement.
+With --max-drop, NNCF's accuracy-controlled quantization reverts the most harmful layers to FP32
+until the accuracy drop on a held-out slice of the training split is at most that many points.
 
 ONNX: onnxruntime static quantization in QDQ format (what ORT's CPU kernels are tuned for), MinMax
 calibration, uint8 activations and per-channel int8 weights, after ``quant_pre_process`` (shape
-inference + BatchNorm folding). Every layer is quantized: keeping the first and last in FP32, as
-for OpenVINO, cost 19% of batch-64 throughput here and did not raise agreement (99.29% vs 99.34%).
+inference + BatchNorm folding). The file must answer alike on every CPU that runs it, whatever CPU builds
+it (issue 33), so nothing here reads the exporting CPU:
+
+- ``reduce_range``: 7-bit weights, always. onnxruntime's u8×s8 kernel on CPUs without int8 dot products
+  (AVX2, AVX-512 without VNNI) sums pairs of products in int16 (vpmaddubsw); with 8-bit weights a pair
+  reaches 2·255·127 > 32,767 and saturates: a file built on a VNNI box scored 48% instead of 89.6%
+  (airbench) on an AVX2 laptop. With |w| ≤ 64 no pair can pass 32,640, on any input.
+- The first convolution stays FP32 (``nodes_to_exclude``): its input is the normalized image, whose
+  zero point sits mid-range, and it is the layer 7-bit weights hurt most (airbench: agreement with
+  PyTorch 98.17% with it quantized, 98.86-98.97% without, over three calibration draws).
+- S8S8 and U8U8 never saturate either but ran at a third and half the u8s8 speed here.
+The measurements, per CPU class: benchmarks/results/int8-portability-2026-12-07.md.
 Moving-average, percentile and entropy calibration gained nothing that held across models and
-calibration draws (benchmarks/results/onnx-int8-calibration-2026-11-23.md). ``reduce_range``
-(7-bit weights) only where the exporting CPU lacks VNNI, whose absence risks int16 accumulator
-saturation; the choice is recorded in the manifest.
+calibration draws (benchmarks/results/onnx-int8-calibration-2026-11-23.md).
 """
 
 from __future__ import annotations
@@ -31,7 +43,6 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from edgecls.host import has_vnni
 from edgecls.progress import track
 
 from .job import ExportJob
@@ -39,6 +50,10 @@ from .metadata import stamp_onnx_file, stamp_openvino, with_precision
 from .onnx_export import INPUT_NAME
 
 FP32_LAYERS = ("first convolution", "final linear")
+ONNX_FP32_LAYERS = ("first convolution",)
+# Why the ONNX INT8 settings are what they are, recorded in the manifest beside them (see the module docstring).
+ONNX_INT8_WHY = ("portable to every CPU class: 7-bit weights cannot saturate onnxruntime's int16 pair sums on CPUs "
+                 "without VNNI; the first convolution stays FP32 (the layer 7-bit weights hurt most)")
 
 
 class TrackedItems:
@@ -62,7 +77,7 @@ def single_images(images: np.ndarray) -> list[np.ndarray]:
 def openvino_int8_settings(job: ExportJob) -> dict:
     """NNCF options as plain values: used for the call and recorded in the manifest."""
     settings = {"preset": "performance", "target_device": "ANY", "subset_size": len(job.calibration.images),
-                "fast_bias_correction": False, "fp32_layers": list(FP32_LAYERS)}
+                "fast_bias_correction": False, "overflow_fix": "enable", "fp32_layers": list(FP32_LAYERS)}
     if job.max_drop is not None:
         settings.update(max_drop_points=job.max_drop, drop_type="absolute",
                         validation_images=len(job.calibration.val_labels))
@@ -82,19 +97,23 @@ def build_openvino_int8(job: ExportJob, path: Path) -> None:
     import openvino as ov
 
     nncf = _import_nncf()
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
     s = openvino_int8_settings(job)
     fp32 = ov.Core().read_model(str(job.built["openvino"]))
     calib = nncf.Dataset(TrackedItems(single_images(job.calibration.images), "calibrating openvino-int8"))
     common = dict(preset=nncf.QuantizationPreset(s["preset"]), target_device=nncf.TargetDevice(s["target_device"]),
                   subset_size=s["subset_size"], fast_bias_correction=s["fast_bias_correction"],
                   ignored_scope=nncf.IgnoredScope(names=_first_of(fp32, "Convolution"), types=["MatMul"], validate=False))
+    advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix(s["overflow_fix"]))
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF's own bars; ours (on stderr) show the same
         if job.max_drop is None:
-            quantized = nncf.quantize(fp32, calib, **common)
+            quantized = nncf.quantize(fp32, calib, advanced_parameters=advanced, **common)
         else:
             quantized = nncf.quantize_with_accuracy_control(
                 fp32, calib, _validation_dataset(job), _validation_accuracy,
-                max_drop=s["max_drop_points"] / 100, drop_type=nncf.DropType(s["drop_type"]), **common)
+                max_drop=s["max_drop_points"] / 100, drop_type=nncf.DropType(s["drop_type"]),
+                advanced_quantization_parameters=advanced, **common)
     stamp_openvino(quantized, with_precision(job.metadata, "int8"))
     ov.save_model(quantized, str(path), compress_to_fp16=False)
 
@@ -121,8 +140,8 @@ def _validation_accuracy(compiled_model, items: Iterable) -> tuple[float, list[f
 def onnx_int8_settings(job: ExportJob) -> dict:
     """quantize_static options as plain values: used for the call and recorded in the manifest."""
     return {"quant_format": "QDQ", "calibrate_method": "MinMax", "activation_type": "QUInt8",
-            "weight_type": "QInt8", "per_channel": True, "reduce_range": not has_vnni(),
-            "calibration_images": len(job.calibration.images)}
+            "weight_type": "QInt8", "per_channel": True, "reduce_range": True, "fp32_layers": list(ONNX_FP32_LAYERS),
+            "calibration_images": len(job.calibration.images), "why": ONNX_INT8_WHY}
 
 
 def build_onnx_int8(job: ExportJob, path: Path) -> None:
@@ -134,12 +153,18 @@ def build_onnx_int8(job: ExportJob, path: Path) -> None:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(job.built["onnx"]), str(prepared))
         quantize_static(
-            str(prepared), str(path), _OrtReader(job.calibration.images),
+            str(prepared), str(path), _OrtReader(job.calibration.images), nodes_to_exclude=_first_conv(prepared),
             quant_format=QuantFormat[s["quant_format"]], per_channel=s["per_channel"],
             reduce_range=s["reduce_range"], activation_type=QuantType[s["activation_type"]],
             weight_type=QuantType[s["weight_type"]], calibrate_method=CalibrationMethod[s["calibrate_method"]],
         )
     stamp_onnx_file(path, with_precision(job.metadata, "int8"))
+
+
+def _first_conv(model: Path) -> list[str]:
+    import onnx
+
+    return [node.name for node in onnx.load(str(model)).graph.node if node.op_type == "Conv"][:1]
 
 
 class _OrtReader:
