@@ -309,8 +309,12 @@ def write_golden(path: Path, golden: Golden) -> None:
     Path(path).write_bytes(buffer.getvalue())
 
 
-def read_golden(folder: Path, manifest: dict) -> Golden:
-    """The bundle's golden vectors; a bundle exported before they existed gets a clear message."""
+def read_golden(folder: Path, manifest: dict, formats: tuple[str, ...] | None = None) -> Golden:
+    """The bundle's golden vectors; a bundle exported before they existed gets a clear message.
+
+    ``formats``: only the images, their names and the logits of PyTorch and of these formats, no labels and no
+    encoded files (np.load decompresses a member only when it is read): what proving one file needs.
+    """
     if not manifest.get("golden"):
         raise UsageError(f"{folder} carries no golden vectors (exported by edgecls "
                          f"{manifest.get('edgecls_version', '< 0.2')}); re-export it with `edgecls export` "
@@ -319,10 +323,20 @@ def read_golden(folder: Path, manifest: dict) -> Golden:
 
     try:
         with np.load(Path(folder) / manifest["golden"]["path"], allow_pickle=False) as z:
-            offsets = z["encoded_offsets"]
-            blob = z["encoded"].tobytes()
-            return Golden(images=z["images"], labels=z["labels"], names=[str(n) for n in z["names"]],
-                          encoded=[blob[a:b] for a, b in zip(offsets[:-1], offsets[1:])],
-                          logits={k.split(".", 1)[1]: z[k] for k in z.files if k.startswith("logits.")})
+            wanted = [k for k in z.files if k.startswith("logits.") and
+                      (formats is None or k.split(".", 1)[1] in (REFERENCE, *formats))]
+            golden = Golden(images=z["images"], labels=np.zeros(0, np.int64), names=[str(n) for n in z["names"]],
+                            encoded=[], logits={k.split(".", 1)[1]: z[k] for k in wanted})
+            if formats is None:
+                offsets, blob = z["encoded_offsets"], z["encoded"].tobytes()
+                golden.labels = z["labels"]
+                golden.encoded = [blob[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+            return golden
     except (OSError, KeyError, ValueError) as e:
         raise EdgeclsError(f"cannot read the golden vectors of {folder}: {e}") from None
+
+
+def bundle_tolerance(manifest: dict) -> dict[str, dict]:
+    """The bar a bundle's files are held to: what its manifest recorded, over TOLERANCE for what it did not."""
+    recorded = (manifest.get("golden") or {}).get("tolerance") or {}
+    return {kind: {**bar, **recorded.get(kind, {})} for kind, bar in TOLERANCE.items()}

@@ -11,3 +11,7 @@ class UsageError(EdgeclsError):
     """The command cannot run as asked (a missing extra, a bad option). The CLI exits 2."""
 
     exit_code = 2
+
+
+class ProofFailed(EdgeclsError):
+    """A model file fails its golden check on this machine and was not allowed to answer. The CLI exits 1."""

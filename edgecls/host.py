@@ -1,7 +1,8 @@
 """The one place that asks the OS and the CPU what they offer, answered on Linux, macOS and Windows, x86 and ARM.
 
 Cores this process may use, instruction sets (x86 ``flags``, ARM ``Features``, macOS ``sysctl hw.optional``),
-native bf16 and int8 dot products, the peak-memory counter, and which signals exist. The rest of the code asks
+native bf16 and int8 dot products, the CPU's own feature key, the user's cache folder, the peak-memory counter,
+and which signals exist. The rest of the code asks
 here and never the OS itself (``tests/test_platforms.py`` fails on a Linux-only call anywhere else). Where the
 OS does not say, the answer is the conservative one: no instruction sets, fp32, no reload signal.
 """
@@ -96,9 +97,7 @@ def has_bf16(flags: frozenset[str] | None = None) -> bool:
 
 
 def is_arm(machine: str | None = None) -> bool:
-    import platform
-
-    return (machine or platform.machine()).lower() in ("arm64", "aarch64", "armv8l", "armv7l")
+    return (machine or cpu_architecture()).lower() in ("arm64", "aarch64", "armv8l", "armv7l")
 
 
 # Arm Ltd (implementer 0x41) core designs by /proc/cpuinfo "CPU part": ARM boards print no model name.
@@ -136,6 +135,29 @@ def name_from_cpuinfo(text: str) -> str:
     return board or core or ""
 
 
+def cpu_features_key() -> str:
+    """The CPU as its own CPUID answers (on ARM: the kernel's HWCAP for this process): the machine and the
+    features numpy's runtime dispatch found, sorted, e.g. ``x86_64:AVX,AVX2,…``. A proof's verdict is keyed by
+    it rather than by `cpu_flags`: /proc/cpuinfo describes the host, so under `qemu-x86_64 -cpu Haswell` it
+    still lists avx512_vnni while the CPU the engine's kernels dispatch on has none. numpy has no name for
+    AVX-VNNI (the VEX form) or ARM's i8mm, so two CPUs that differ only there share a key."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as features
+    return f"{cpu_architecture().lower()}:{','.join(sorted(name for name, on in features.items() if on))}"
+
+
+def cpu_architecture() -> str:
+    """x86_64, aarch64, AMD64, arm64 …: the OS's name for the CPU architecture (uname's where there is one: the
+    platform module costs a cold start 1.3 ms to import)."""
+    if hasattr(os, "uname"):
+        return os.uname().machine
+    import platform
+
+    return platform.machine()
+
+
 def cpu_class(flags: frozenset[str] | None = None) -> str:
     """The class timings are quoted per: avx512bf16 (native bf16), avx512, avx2, arm64, or other."""
     flags = cpu_flags() if flags is None else flags
@@ -144,6 +166,18 @@ def cpu_class(flags: frozenset[str] | None = None) -> str:
     if has_bf16(flags):
         return "avx512bf16"
     return next((name for name in ("avx512f", "avx2") if name in flags), "other").replace("avx512f", "avx512")
+
+
+# --- where caches go -------------------------------------------------------------------------------
+
+def user_cache_dir() -> Path:
+    """edgecls's folder in this user's cache, where each OS keeps caches: Windows' %LOCALAPPDATA%, macOS's
+    ~/Library/Caches, elsewhere $XDG_CACHE_HOME or ~/.cache."""
+    if sys.platform == "win32":
+        return Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local") / "edgecls"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "edgecls"
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgecls"
 
 
 # --- memory ---------------------------------------------------------------------------------------

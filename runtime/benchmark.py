@@ -17,7 +17,7 @@ import numpy as np
 
 from edgecls.bundle import (FORMATS, FP32, REFERENCE, TORCH, Golden, max_rel_dlogit, read_golden, read_manifest,
                             top1_agreement, verify_files)
-from edgecls.errors import EdgeclsError, UsageError
+from edgecls.errors import EdgeclsError, ProofFailed, UsageError
 from edgecls.host import peak_rss_bytes, reset_peak_rss
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
@@ -27,6 +27,7 @@ from .engines import PINNED, engine_available, missing_engine, open_engine
 from .evaluate import Labelled, decode_array, labelled_files
 from .measure import THROUGHPUT_BATCH, speed
 from .model_files import BACKENDS, ModelChoice
+from .proof import proof_of
 from .preprocess import normalize
 
 PYTORCH = "pytorch"  # the torch path's eager row
@@ -58,6 +59,7 @@ class BundleBenchOptions:
     latency_runs: int = 200
     throughput_runs: int = 20
     check_images: int | None = None  # a seeded subset of --data
+    allow_failed_proof: bool = False  # measure a file that fails its golden check here (else skipped)
 
     def validate(self) -> list[str]:
         """The chosen format names in table order; every option checked before any slow work."""
@@ -93,8 +95,9 @@ def benchmark_bundle(opts: BundleBenchOptions, log: Callable[[str], None] = prin
     rows, refused = [], []
     for entry, engine in _pairs(manifest, names, opts.formats.strip() != "all", opts.backend, log):
         try:
-            rows.append(_measure(folder, entry, engine, spec, golden, data, timing_images, opts))
-        except UsageError as e:  # this engine has no such device; another may
+            rows.append(_measure(ModelChoice(folder / entry["path"], entry["format"], engine, folder, manifest), spec,
+                                 golden, data, timing_images, opts))
+        except (UsageError, ProofFailed) as e:  # this engine has no such device, or the file fails here
             refused.append(str(e))
         gc.collect()  # drop the last engine before the next row's peak-RSS window opens
     if not rows:
@@ -140,14 +143,16 @@ def _timing_images(golden: Golden | None, data, spec: ModelSpec, batch: int) -> 
     return np.random.default_rng(0).integers(0, 256, (batch, size, size, 3), dtype=np.uint8)
 
 
-def _measure(folder: Path, entry: dict, engine: str, spec: ModelSpec, golden: Golden | None, data,
-             timing_images: np.ndarray, opts: BundleBenchOptions) -> dict:
-    name = entry["format"]
+def _measure(choice: ModelChoice, spec: ModelSpec, golden: Golden | None, data, timing_images: np.ndarray,
+             opts: BundleBenchOptions) -> dict:
+    name, engine, entry = choice.format, choice.engine, choice.entry
     label = f"{name} ({engine})"
     reset_peak_rss()
-    path = folder / entry["path"]
-    clf = Classifier(open_engine(engine, path, opts.threads, opts.device, PINNED), spec,
-                     ModelChoice(path, name, engine, folder))
+    clf = Classifier(open_engine(engine, choice.path, opts.threads, opts.device, PINNED), spec, choice)
+    clf.proof = proof_of(clf, PINNED, opts.device)
+    if clf.proof.failed and not opts.allow_failed_proof:
+        raise ProofFailed(f"{label} fails its golden check on this CPU ({clf.proof.reason}); "
+                          "--allow-failed-proof measures it anyway")
     quality = {**_agreement(clf, golden), **_accuracy(clf, data, opts.batch_size)}
     timing = speed(clf.logits_from_input, normalize(timing_images, spec), label, opts.latency_runs,
                    opts.throughput_runs, opts.batch_size)

@@ -17,9 +17,11 @@ from edgecls.host import usable_cores
 from edgecls.spec import ModelSpec, spec_from_metadata
 
 from .engines import PINNED
-from .model_files import ModelChoice, choose_model
+from .model_files import ModelChoice, model_candidates
 from .pipeline import Costs, EngineLanes, decode_ahead, decoders_for
 from .preprocess import ImageInput, load_rgb, normalize, resize_for_model
+from .proof import NOT_LOADED, Proof
+from .proven import first_proven
 
 # One item's own error while it is decoded: `UnreadableImage` (an EdgeclsError) for anything Pillow raised on
 # its bytes (see `edgecls.imageops.pillow_decoding`), EdgeclsError for an unusable array. Anything else is a
@@ -60,17 +62,19 @@ class _Decoded:
 
 
 class Classifier:
-    def __init__(self, engine, spec: ModelSpec, choice: ModelChoice):
+    def __init__(self, engine, spec: ModelSpec, choice: ModelChoice, proof: Proof = NOT_LOADED):
         self.engine = engine
         self.spec = spec
         self.choice = choice
+        self.proof = proof  # whether the file is proven on this machine (set by `load`)
         self._engine_ms: float | None = None  # core-ms per image on the last batch, for `pipeline.decoders_for`
         self._replicas: list | None = None
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", threads: int | None = None,
              spec: ModelSpec | None = None, device: str | None = None, precision: str = PINNED,
-             throughput: bool = False, streaming: bool | None = None) -> "Classifier":
+             throughput: bool = False, streaming: bool | None = None,
+             allow_failed_proof: bool = False) -> "Classifier":
         """``path``: an .onnx file, an OpenVINO .xml, or an export folder with manifest.json.
 
         Labels and preprocessing come from the model's own metadata; ``spec`` is only for
@@ -80,14 +84,24 @@ class Classifier:
         on this CPU rather than the one that starts fastest (see `auto_engines`). ``streaming`` (default: as
         ``throughput``): the engine's threads leave the cores to other work between batches, as a stream's
         decoders or a server's event loop need (`engines.OnnxRuntimeEngine`).
+
+        A file of an export bundle is proven on this machine before it answers (`runtime.proof`; the verdict is
+        ``.proof``): a folder's file that fails its golden check here is passed over for the next, with one line
+        on stderr; a failing file named alone raises `ProofFailed`. ``allow_failed_proof``: where no candidate
+        passes, the first answers anyway.
         """
-        choice = choose_model(Path(path), backend, device, throughput)
-        engine = choice.open(threads, device, precision, streaming=throughput if streaming is None else streaming)
-        stored = spec_from_metadata(engine.metadata)
-        if stored is None and spec is None:
-            raise EdgeclsError(f"{choice.path} carries no edgecls metadata (labels, mean/std, input size); "
-                               "pass spec=ModelSpec(...) to use it anyway")
-        return cls(engine, spec or stored, choice)
+        streaming = throughput if streaming is None else streaming
+
+        def open_one(choice: ModelChoice) -> "Classifier":
+            engine = choice.open(threads, device, precision, streaming=streaming)
+            stored = spec_from_metadata(engine.metadata)
+            if stored is None and spec is None:
+                raise EdgeclsError(f"{choice.path} carries no edgecls metadata (labels, mean/std, input size); "
+                                   "pass spec=ModelSpec(...) to use it anyway")
+            return cls(engine, spec or stored, choice)
+
+        candidates = model_candidates(Path(path), backend, device, throughput)
+        return first_proven(candidates, open_one, precision, device, allow_failed_proof)
 
     @property
     def classes(self) -> tuple[str, ...]:

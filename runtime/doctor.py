@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import importlib.util
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from edgecls import __version__
-from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, TORCH, read_manifest, verify_files
+from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, TORCH, read_manifest, verify_entry, verify_files
 from edgecls.errors import EdgeclsError
 from edgecls.extras import installed_extras
 from edgecls.host import cpu_name, has_bf16, has_int8_dot, instruction_sets, os_features, usable_cores
+from edgecls.spec import ModelSpec
 
-from .engines import ORT_PROVIDERS, missing_engine, openvino_available
+from .classifier import Classifier
+from .engines import (ENGINE_DISTRIBUTIONS, ORT_PROVIDERS, distribution_version, engine_version, missing_engine,
+                      openvino_available)
 from .engines import engine_available as edge_engine_available
-from .model_files import EDGE_ENGINES
+from .model_files import EDGE_ENGINES, ModelChoice
+from .proof import FAILED, PROVEN, lookup, prove
 
 PACKAGES = ("numpy", "pillow", "onnxruntime", "openvino", "torch", "torchvision")
 ENGINE_MODULES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", TORCH: "torch"}
-ENGINE_DISTRIBUTIONS = {"litert": "ai-edge-litert", "ncnn": "ncnn", "executorch": "executorch"}
+NO_ENGINE = "no_engine"  # a proof status of doctor's own: the file's engine is not installed here
 
 
 def diagnose(folder: Path | None) -> dict:
@@ -35,7 +38,8 @@ def diagnose(folder: Path | None) -> dict:
     if folder is not None:
         report["bundle"] = bundle_report(Path(folder), report["engines"])
     bundle = report["bundle"]
-    runtime_runs = bundle and any(set(f["runs_here"]) - {TORCH} for f in bundle["formats"])
+    runtime_runs = bundle and any(set(f["runs_here"]) - {TORCH} and f["proof"]["status"] != FAILED
+                                  for f in bundle["formats"])
     report["healthy"] = bundle is None or bool(bundle["sha256_ok"] and runtime_runs)
     return report
 
@@ -47,13 +51,7 @@ OS_FEATURE_LABELS = {"sighup_reload": "serve reloads on SIGHUP (else POST /v1/re
 
 def package_versions() -> dict[str, str | None]:
     """Installed distributions by metadata (None: not installed); nothing is imported."""
-    found = {}
-    for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    return found
+    return {name: distribution_version(name) for name in PACKAGES}
 
 
 def cpu_report() -> dict:
@@ -63,15 +61,8 @@ def cpu_report() -> dict:
 
 def edge_report() -> dict[str, str]:
     """LiteRT, NCNN, ExecuTorch: the version here, or the one line naming the extra each needs."""
-    return {e: f"{e} {_package_version(ENGINE_DISTRIBUTIONS[e])}" if edge_engine_available(e) else missing_engine(e)
-            for e in EDGE_ENGINES}
-
-
-def _package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "?"
+    return {e: f"{e} {distribution_version(ENGINE_DISTRIBUTIONS[e], '?')}" if edge_engine_available(e)
+            else missing_engine(e) for e in EDGE_ENGINES}
 
 
 def engine_report() -> dict:
@@ -79,14 +70,14 @@ def engine_report() -> dict:
     import onnxruntime as ort
 
     short = {v: k for k, v in ORT_PROVIDERS.items()}
-    report = {ONNXRUNTIME: {"version": ort.__version__,
+    report = {ONNXRUNTIME: {"version": engine_version(ONNXRUNTIME),
                             "devices": [short.get(p, p) for p in ort.get_available_providers()]},
               OPENVINO: None}
     if openvino_available():
         import openvino as ov
 
         core = ov.Core()
-        report[OPENVINO] = {"version": ov.get_version().split("-")[0], "devices": list(core.available_devices),
+        report[OPENVINO] = {"version": engine_version(OPENVINO), "devices": list(core.available_devices),
                             "names": {d: _device_name(core, d) for d in core.available_devices}}
     return report
 
@@ -121,11 +112,33 @@ def bundle_report(folder: Path, engines: dict) -> dict:
         info = FORMATS.get(entry["format"])
         possible = info.engines if info else ()
         formats.append({"format": entry["format"], "path": entry["path"], "precision": entry.get("precision"),
-                        "engines": list(possible), "runs_here": [e for e in possible if engine_available(e)]})
+                        "engines": list(possible), "runs_here": [e for e in possible if engine_available(e)],
+                        "proof": file_proof(folder, manifest, entry)})
     return {"path": str(folder), "model": manifest.get("spec", {}).get("model"),
             "exported_by": manifest.get("edgecls_version"), "schema_version": manifest.get("schema_version", 1),
             "sha256_ok": sha256_error is None, "sha256_error": sha256_error,
             "golden_images": golden.get("images", 0), "formats": formats}
+
+
+def file_proof(folder: Path, manifest: dict, entry: dict) -> dict:
+    """Whether the file is proven here, in the engine `auto` runs it with: the cached verdict, else proven now
+    (the file opened, its golden images run). ``status``: a `runtime.proof` status, or NO_ENGINE."""
+    info = FORMATS.get(entry["format"])
+    if info is None or info.engine == TORCH:
+        return {"status": "unproven", "reason": "needs PyTorch (the exporter's parity gate proved it)",
+                "cached": False}
+    if not engine_available(info.engine):
+        return {"status": NO_ENGINE, "reason": missing_engine(info.engine) if info.engine in EDGE_ENGINES else
+                f"{info.engine} not installed", "cached": False}
+    choice = ModelChoice(folder / entry["path"], info.name, info.engine, folder, manifest)
+    try:
+        verify_entry(folder, entry)
+        found = lookup(choice)
+        proof = found.verdict or prove(Classifier(choice.open(), ModelSpec.from_dict(manifest["spec"]), choice),
+                                       found)
+    except EdgeclsError as e:  # a modified file, a missing device, a file the engine cannot load
+        return {"status": "unproven", "reason": str(e), "cached": False}
+    return {"status": proof.status, "reason": proof.reason, "cached": proof.cached}
 
 
 def format_report(report: dict) -> str:
@@ -160,8 +173,19 @@ def _bundle_lines(bundle: dict) -> list[str]:
         runs = ", ".join(f["runs_here"]) or (f"no: {missing_engine(f['engines'][0])}" if f["engines"] and
                                               f["engines"][0] not in ENGINE_MODULES else
                                               f"no ({' or '.join(f['engines'])} not installed)")
-        lines.append(f"  {f['format']:<16} {f['precision'] or '':<5} runs here on: {runs}")
+        lines.append(f"  {f['format']:<16} {f['precision'] or '':<5} runs here on: {runs}; {proof_text(f['proof'])}")
     return lines
+
+
+def proof_text(proof: dict) -> str:
+    cached = " (cached verdict)" if proof["cached"] else ""
+    if proof["status"] == PROVEN:
+        return f"proven here{cached}"
+    if proof["status"] == FAILED:
+        return f"FAILS here{cached}: {proof['reason']}"
+    if proof["status"] == NO_ENGINE:
+        return "engine not installed"
+    return f"cannot be proven: {proof['reason']}"
 
 
 def _yes(flag: bool) -> str:

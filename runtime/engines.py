@@ -61,7 +61,7 @@ class OnnxRuntimeEngine:
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self.threads = options.intra_op_num_threads
         self.device = self.session.get_providers()[0]
-        self.version = ort.__version__
+        self.version = engine_version(ONNXRUNTIME)
         self.precision = "f32"  # float ops: onnxruntime's CPU provider has no reduced-precision mode
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -124,7 +124,7 @@ class OpenVinoEngine:
             config["INFERENCE_PRECISION_HINT"] = "f32"
         self.compiled = core.compile_model(model, self.device, config)
         self.request = self.compiled.create_infer_request()
-        self.version = ov.get_version().split("-")[0]
+        self.version = engine_version(OPENVINO)
         self.precision = _inference_precision(self.compiled)
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -228,7 +228,7 @@ class LiteRtEngine:
         self.output_index = self.interpreter.get_output_details()[0]["index"]
         self.fixed_batch = int(model_input["shape"][0])
         self.metadata = sidecar_metadata(path)
-        self.device, self.version = "cpu", _version("ai-edge-litert")
+        self.device, self.version = "cpu", engine_version(LITERT)
         self.precision = "f32"  # XNNPACK's float kernels; FP16 only when a file asks for it
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -274,7 +274,7 @@ class NcnnEngine:
             raise EdgeclsError(f"{path} has no {NCNN_INPUT} → {NCNN_OUTPUT} graph (not a pnnx conversion of an "
                                "edgecls model, or NCNN could not build every layer)")
         self.metadata = sidecar_metadata(path)
-        self.device, self.version = "cpu", _version("ncnn")
+        self.device, self.version = "cpu", engine_version(NCNN)
         storage = [o for o in NCNN_REDUCED if getattr(self.net.opt, o, False)]
         self.precision = "f32" if not storage else ("bf16" if all("bf16" in o for o in storage) else "f16")
 
@@ -319,7 +319,7 @@ class ExecuTorchEngine:
         self.max_batch = int(self.method.metadata.input_tensor_meta(0).sizes()[0])
         self.fixed_batch = 1 if self.max_batch == 1 else None  # a --static-batch export
         self.metadata = sidecar_metadata(path)
-        self.device, self.version = "cpu", _version("executorch")
+        self.device, self.version = "cpu", engine_version(EXECUTORCH)
         self.precision = "f32"  # XNNPACK's float kernels
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -370,17 +370,32 @@ def _cpu_only(engine: str, device: str | None) -> None:
         raise UsageError(f"the {engine} engine runs on the CPU here; --device {device} is not available to it")
 
 
-def _version(distribution: str) -> str:
+# The extra that installs each optional engine; onnxruntime is the base install's.
+ENGINE_EXTRAS = {OPENVINO: "openvino", LITERT: "litert", NCNN: "ncnn", EXECUTORCH: "executorch"}
+# The distribution whose version an edge engine reports (they have no version attribute of their own).
+ENGINE_DISTRIBUTIONS = {LITERT: "ai-edge-litert", NCNN: "ncnn", EXECUTORCH: "executorch"}
+
+
+def engine_version(engine: str) -> str:
+    """The version an engine reports, known before a file is opened: a proof's cached verdict is looked up by it
+    (``runtime.proof``) and must name the version that then answers."""
+    if engine == ONNXRUNTIME:
+        import onnxruntime
+
+        return onnxruntime.__version__
+    if engine == OPENVINO:
+        return import_openvino().get_version().split("-")[0]
+    return distribution_version(ENGINE_DISTRIBUTIONS[engine], "unknown")
+
+
+def distribution_version(distribution: str, absent: str | None = None) -> str | None:
+    """An installed distribution's version by metadata (nothing imported), else ``absent``."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         return version(distribution)
     except PackageNotFoundError:
-        return "unknown"
-
-
-# The extra that installs each optional engine; onnxruntime is the base install's.
-ENGINE_EXTRAS = {OPENVINO: "openvino", LITERT: "litert", NCNN: "ncnn", EXECUTORCH: "executorch"}
+        return absent
 ENGINE_LABELS = {OPENVINO: "OpenVINO", LITERT: "LiteRT", NCNN: "NCNN", EXECUTORCH: "ExecuTorch"}
 
 

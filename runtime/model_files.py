@@ -1,12 +1,17 @@
-"""Which file to run: a model file as given, or the preferred verified file of an export folder."""
+"""Which file to run: a model file as given, or an export folder's files in the order the runtime prefers them.
+
+The runtime answers from the first candidate that is proven on this machine (`runtime.proof`), so a folder
+gives its candidates one at a time, each checked against its sha256 only when it is reached.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
-from edgecls.bundle import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, NCNN, ONNXRUNTIME, OPENVINO, read_manifest,
-                            runtime_preference, verify_entry)
+from edgecls.bundle import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, MANIFEST, NCNN, ONNXRUNTIME, OPENVINO,
+                            read_manifest, runtime_preference, verify_entry)
 from edgecls.host import has_vnni
 from edgecls.errors import EdgeclsError, UsageError
 
@@ -26,7 +31,14 @@ class ModelChoice:
     path: Path
     format: str
     engine: str
-    folder: Path | None = None  # the export folder it came from (the chosen file's sha256s were checked)
+    folder: Path | None = None  # the export folder that lists it (the chosen file's sha256s were checked)
+    manifest: dict | None = field(default=None, compare=False, repr=False)  # that folder's, as read
+
+    @property
+    def entry(self) -> dict | None:
+        """The file's manifest entry (None outside a bundle)."""
+        files = (self.manifest or {}).get("files", [])
+        return next((e for e in files if self.folder is not None and self.folder / e["path"] == self.path), None)
 
     def open(self, threads: int | None = None, device: str | None = None, precision: str = PINNED,
              streaming: bool = False):
@@ -35,15 +47,29 @@ class ModelChoice:
 
 def choose_model(path: Path, backend: str = "auto", device: str | None = None, throughput: bool = False,
                  flags: frozenset[str] | None = None) -> ModelChoice:
-    """``throughput``: the caller will stream many images, so `auto` may trade start-up for images per
-    second; ``flags`` stands in for this CPU's instruction sets (tests)."""
+    """The first of `model_candidates`: what the runtime answers from where that file passes its proof."""
+    return next(model_candidates(path, backend, device, throughput, flags))
+
+
+def model_candidates(path: Path, backend: str = "auto", device: str | None = None, throughput: bool = False,
+                     flags: frozenset[str] | None = None) -> Iterator[ModelChoice]:
+    """A file as given (one candidate), or a folder's files in preference order (`folder_candidates`).
+
+    ``throughput``: the caller will stream many images, so `auto` may trade start-up for images per
+    second; ``flags`` stands in for this CPU's instruction sets (tests). Usage errors raise before the first
+    candidate is taken.
+    """
     if backend not in BACKENDS:
         raise UsageError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if not path.exists():
         raise EdgeclsError(f"model {path} does not exist")
     engines = auto_engines(throughput, flags) if backend == "auto" else (backend,)
     if path.is_dir():
-        return choose_from_folder(path, engines, device)
+        return folder_candidates(path, engines, device)
+    return iter([in_bundle(_file_choice(path, backend, engines, device))])
+
+
+def _file_choice(path: Path, backend: str, engines: tuple[str, ...], device: str | None) -> ModelChoice:
     suffix = path.suffix.lower()
     known = FORMATS.get(format_of(path))
     if backend != "auto" and known is not None and backend not in known.engines:
@@ -97,12 +123,13 @@ def _engine_for_onnx(engines: tuple[str, ...], device: str | None) -> str:
     return usable or (ONNXRUNTIME if _ort_device(device) else OPENVINO)
 
 
-def choose_from_folder(folder: Path, engines: tuple[str, ...], device: str | None = None) -> ModelChoice:
+def folder_candidates(folder: Path, engines: tuple[str, ...], device: str | None = None) -> Iterator[ModelChoice]:
     """INT8 before FP32; within a precision, ``engines`` in order, each on the formats it runs natively.
-    The chosen file is checked against its sha256 (the whole folder is `edgecls verify`'s job)."""
+    Each file is checked against its sha256 when it is reached (the whole folder is `edgecls verify`'s job)."""
     manifest = read_manifest(folder)
     by_format = {e["format"]: e for e in manifest.get("files", [])}
     explicit = len(engines) == 1
+    found = False
     for precision in (INT8, FP32):
         for engine in engines:
             if not explicit and not _usable(engine, device):
@@ -110,9 +137,28 @@ def choose_from_folder(folder: Path, engines: tuple[str, ...], device: str | Non
             for fmt, native in runtime_preference():
                 if fmt in by_format and native == engine and FORMATS[fmt].precision == precision:
                     verify_entry(folder, by_format[fmt])
-                    return ModelChoice(folder / by_format[fmt]["path"], fmt, engine, folder)
-    raise EdgeclsError(f"{folder} has no model the {' or '.join(engines)} backend can run "
-                       f"(formats: {', '.join(by_format)})")
+                    found = True
+                    yield ModelChoice(folder / by_format[fmt]["path"], fmt, engine, folder, manifest)
+    if not found:
+        raise EdgeclsError(f"{folder} has no model the {' or '.join(engines)} backend can run "
+                           f"(formats: {', '.join(by_format)})")
+
+
+def in_bundle(choice: ModelChoice) -> ModelChoice:
+    """A file named alone, tied to the export folder whose manifest lists it (its sha256s checked, so it can be
+    proven); as given when no edgecls manifest beside it lists it."""
+    folder = choice.path.parent
+    if not (folder / MANIFEST).is_file():
+        return choice
+    try:
+        manifest = read_manifest(folder)
+    except EdgeclsError:  # someone else's manifest.json: a loose file, as before
+        return choice
+    tied = replace(choice, folder=folder, manifest=manifest)
+    if tied.entry is None:
+        return choice
+    verify_entry(folder, tied.entry)
+    return tied
 
 
 def format_of(path: Path) -> str:

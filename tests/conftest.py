@@ -30,6 +30,22 @@ def copy_subset(dst: Path, per_class_train: int, per_class_test: int, classes=CL
     return dst
 
 
+@pytest.fixture(scope="session", autouse=True)
+def proof_cache(tmp_path_factory) -> Path:
+    """Proof verdicts of this session, in and out of process, go to its own folder: a test never reads a
+    developer's cache, nor leaves verdicts in it."""
+    from edgecls.runtime.proof import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("proofs")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def cifar_dir() -> Path:
     if not (CIFAR / "train").is_dir():

@@ -73,18 +73,19 @@ def running_server(*args: str, env: dict | None = None):
     assert "Traceback" not in text, text
 
 
-def wait_ready(url: str, proc: subprocess.Popen, log: Path) -> None:
+def wait_ready(url: str, proc: subprocess.Popen, log: Path, route: str = "/v2/health/ready") -> None:
+    """Until ``route`` answers 200 (``/v2/health/live``: up, ready or not)."""
     deadline = time.monotonic() + READY_WAIT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"server exited with {proc.returncode}: {log.read_text()}")
         try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{route}", timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    raise AssertionError("server did not become ready")
+    raise AssertionError(f"server did not answer 200 on {route}")
 
 
 def wait_for(predicate, what: str, limit_s: float = 60) -> None:
@@ -629,7 +630,7 @@ def test_reload_refuses_a_tampered_bundle_and_keeps_serving(url, bundles, cat):
 
 def test_reload_refuses_a_bundle_failing_its_golden_vectors(url, bundles):
     response = httpx.post(f"{url}/v1/reload", json={"model": str(bundles["golden-fail"])}, timeout=120)
-    assert_json_error(response, 422, "reload refused", "fails its golden vectors", "agreement")
+    assert_json_error(response, 422, "reload refused", "passes its golden check on this CPU", "agreement")
     assert httpx.get(f"{url}/v1/model").json()["path"] == str(bundles["a"])
 
 
@@ -684,7 +685,7 @@ def test_sighup_reloads_the_served_path(server, bundles):
     before = metric(url, "edgecls_reloads_total", result="ok")
     proc.send_signal(signal.SIGHUP)
     wait_for(lambda: metric(url, "edgecls_reloads_total", result="ok") == before + 1, "the SIGHUP reload")
-    assert httpx.get(f"{url}/v1/model").json()["verified"] == "golden"
+    assert httpx.get(f"{url}/v1/model").json()["verified"] == "golden (cached proof for this CPU)"
 
 
 # --- security defaults, the queue bound, shutdown ----------------------------------------------------

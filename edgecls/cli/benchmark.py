@@ -12,6 +12,8 @@ from edgecls.bundle import MANIFEST, model_location
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
 
+from .options import AllowFailedProof
+
 Opt = typer.Option
 RUNTIME_PANEL = "Export folder (torch-free)"
 TORCH_PANEL = "Checkpoint (needs edgecls\\[export])"
@@ -42,6 +44,7 @@ def benchmark_command(
                                          rich_help_panel=RUNTIME_PANEL)] = None,
     threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).",
                                           show_default=False, rich_help_panel=RUNTIME_PANEL)] = None,
+    allow_failed_proof: AllowFailedProof = False,
     export: Annotated[Optional[Path], Opt("--export", help="An existing export folder of this checkpoint "
                                                            "(default: export into a temporary folder).",
                                           show_default=False, rich_help_panel=TORCH_PANEL)] = None,
@@ -53,6 +56,8 @@ def benchmark_command(
     """One row per format and engine: size, accuracy, agreement with PyTorch, latency, throughput, peak RSS.
 
     An export folder runs every file on every engine installed here; agreement comes from its golden vectors.
+    A file that fails its golden check on this CPU is skipped with a line saying why (--allow-failed-proof
+    measures it anyway).
 
     A checkpoint adds PyTorch and TorchScript rows; agreement is measured on the test images.
 
@@ -71,12 +76,13 @@ def benchmark_command(
         if data == "cifar10":
             raise UsageError("an export folder is scored on an image folder: --data DIR with test/<class>/*")
         opts = BundleBenchOptions(model, Path(data) if data else None, formats, backend, device, threads,
-                                  batch_size, latency_runs, throughput_runs, check_images)
+                                  batch_size, latency_runs, throughput_runs, check_images, allow_failed_proof)
         rows = benchmark_bundle(opts, log=log)
         log(_agreement_note(rows))
         log(_auto_note(model, device))
     else:
-        _only_for("an export folder", backend=None if backend == "auto" else backend, device=device, threads=threads)
+        _only_for("an export folder", backend=None if backend == "auto" else backend, device=device, threads=threads,
+                  allow_failed_proof=allow_failed_proof or None)
         if model is not None and model.is_dir():
             raise UsageError(f"{model} has no {MANIFEST}: expected an export folder or a checkpoint (.pt)")
         require_extra("export", "benchmark")
@@ -102,7 +108,7 @@ def _auto_note(folder: Path, device: str | None) -> str:
 
     one, stream = (choose_model(folder, "auto", device, throughput) for throughput in (False, True))
     return (f"auto picks here: {one.format} via {one.engine} (a few images), {stream.format} via {stream.engine} "
-            f"(a stream of {STREAM_IMAGES:,}+); --backend overrides")
+            f"(a stream of {STREAM_IMAGES:,}+), each where it passes its golden check here; --backend overrides")
 
 
 def _agreement_note(rows: list[dict]) -> str:

@@ -12,6 +12,8 @@ from edgecls.bundle import MANIFEST, model_location
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
 
+from .options import AllowFailedProof
+
 Opt = typer.Option
 RUNTIME_PANEL = "Exported model (torch-free)"
 TORCH_PANEL = "Checkpoint (needs edgecls\\[train])"
@@ -34,6 +36,7 @@ def eval_command(
     threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).",
                                           show_default=False, rich_help_panel=RUNTIME_PANEL)] = None,
     batch_size: Annotated[int, Opt(help="Images per engine call.", rich_help_panel=RUNTIME_PANEL)] = 64,
+    allow_failed_proof: AllowFailedProof = False,
     data_dir: Annotated[Optional[str], Opt(help="Where torchvision's CIFAR-10 lives.",
                                            rich_help_panel=TORCH_PANEL)] = None,
     cache_dir: Annotated[Optional[str], Opt(help="Where decoded image-folder caches go.",
@@ -49,10 +52,10 @@ def eval_command(
     if _is_exported(model):
         if data_dir or cache_dir or tta != "none" or grid:
             raise UsageError("--data-dir, --cache-dir, --tta and --grid are for a checkpoint only")
-        result = _evaluate_exported(model, data, backend, device, threads, batch_size)
+        result = _evaluate_exported(model, data, backend, device, threads, batch_size, allow_failed_proof)
     else:
-        if backend != "auto" or threads is not None:
-            raise UsageError("--backend and --threads are for an exported model only")
+        if backend != "auto" or threads is not None or allow_failed_proof:
+            raise UsageError("--backend, --threads and --allow-failed-proof are for an exported model only")
         require_extra("train", "eval")
         from edgecls.trainer.evaluate import evaluate_checkpoint
 
@@ -80,7 +83,7 @@ def _is_exported(model: Path) -> bool:
 
 
 def _evaluate_exported(model: Path, data: str, backend: str, device: str | None, threads: int | None,
-                       batch_size: int) -> dict:
+                       batch_size: int, allow_failed_proof: bool) -> dict:
     from edgecls.runtime import Classifier
     from edgecls.runtime.evaluate import evaluate_folder
 
@@ -88,7 +91,8 @@ def _evaluate_exported(model: Path, data: str, backend: str, device: str | None,
         raise UsageError("an exported model is evaluated on an image folder: --data DIR with test/<class>/*")
     if batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
-    clf = Classifier.load(model, backend=backend, device=device, threads=threads)
+    clf = Classifier.load(model, backend=backend, device=device, threads=threads,
+                          allow_failed_proof=allow_failed_proof)
     return evaluate_folder(clf, Path(data), batch_size=batch_size)
 
 

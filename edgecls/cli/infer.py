@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Annotated, Callable, List, Optional
 import typer
 
 from edgecls.bundle import model_location
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, ProofFailed
+
+from .options import AllowFailedProof
 
 if TYPE_CHECKING:
     from edgecls.runtime import Prediction
@@ -63,8 +65,10 @@ def infer_command(
     batch_size: Annotated[int, Opt(help="Images per engine call.")] = 32,
     threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).")] = None,
     show_time: Annotated[bool, Opt("--time", help="Report decode, preprocess and model milliseconds.")] = False,
+    allow_failed_proof: AllowFailedProof = False,
 ) -> None:
-    """Classify images; exit 0 if all succeeded, 1 if some were refused, 2 on usage errors.
+    """Classify images; exit 0 if all succeeded, 1 if some were refused or the model fails its golden check on
+    this CPU, 2 on usage errors.
 
     A file that cannot be decoded is refused on its own line (the reason is Pillow's) and the run goes on;
     the last line counts the files classified, refused, and skipped while walking folders.
@@ -76,7 +80,9 @@ def infer_command(
     skipped = f", {found.skipped} non-image files skipped" if found.skipped else ""
     try:
         clf = Classifier.load(model_location(model), backend=backend, threads=threads, device=device,
-                              throughput=len(found.paths) >= STREAM_IMAGES)
+                              throughput=len(found.paths) >= STREAM_IMAGES, allow_failed_proof=allow_failed_proof)
+    except ProofFailed:
+        raise  # exit 1: the model is fine as asked, it fails here (the CLI prints its line)
     except EdgeclsError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2)

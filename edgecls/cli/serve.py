@@ -12,6 +12,8 @@ from edgecls.errors import EdgeclsError, UsageError
 from edgecls.extras import require_extra
 from edgecls.serve.config import ServeConfig
 
+from .options import AllowFailedProof
+
 Opt = typer.Option
 D = ServeConfig()  # the defaults, defined once
 
@@ -39,15 +41,19 @@ def serve_command(
     api_key_env: Annotated[Optional[str], Opt(help="Environment variable holding the API key; then every route "
                                                    "but /v2/health/* needs `Authorization: Bearer <key>`.",
                                               show_default=False)] = None,
+    allow_failed_proof: AllowFailedProof = False,
 ) -> None:
-    """Serve a model over HTTP: /v1/classify, KServe v2 (/v2/...), /metrics and a page at /."""
+    """Serve a model over HTTP: /v1/classify, KServe v2 (/v2/...), /metrics and a page at /.
+
+    The file is proven on this CPU as it loads: one that fails its golden check keeps the server not ready
+    (503) until a reload brings one that passes, unless --allow-failed-proof."""
     require_extra("serve", "serve")
     from edgecls.serve.server import serve
 
     config = ServeConfig(model=model, backend=backend, device=device, threads=threads, host=host, port=port,
                          max_batch=max_batch, max_wait_ms=max_wait_ms, max_queue=max_queue, max_body_mb=max_body_mb,
                          body_timeout_s=body_timeout_s, header_timeout_s=header_timeout_s, keep_alive_s=keep_alive_s,
-                         api_key=_api_key(api_key_env))
+                         api_key=_api_key(api_key_env), allow_failed_proof=allow_failed_proof)
     try:
         serve(config.check())
     except UsageError:

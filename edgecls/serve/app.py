@@ -42,7 +42,7 @@ def create_app(config: ServeConfig | None = None, **settings) -> Starlette:
     """The app for ``config`` (or ServeConfig(**settings)); the model loads now, so a bad one fails here."""
     config = (config or ServeConfig(**settings)).check()
     metrics = Metrics()
-    model = load_model(model_location(config.model), config, verify=False)
+    model = load_model(model_location(config.model), config, allow_failed=True)  # failing: up, but not ready
     middleware = [Middleware(RequestMetrics, metrics=metrics, route_names={r.endpoint: r.path for r in ROUTES})]
     if config.api_key:
         middleware.append(Middleware(BearerAuth, api_key=config.api_key, metrics=metrics))

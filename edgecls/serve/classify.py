@@ -32,7 +32,7 @@ class Classify:
         state = scope["app"].state
         top_k = _top_k(scope["query_string"])
         kind = _body_kind(header(scope, b"content-type").decode("latin-1"))
-        model = state.slot.current
+        model = state.slot.serving()
         started = time.perf_counter()
         with state.batcher.admit() as ticket:
             if kind == "image":

@@ -25,6 +25,7 @@ class ServeConfig:
     keep_alive_s: float = 5.0          # idle keep-alive connections are closed after this
     decode_threads: int | None = None  # image decoding pool; None = one per core
     api_key: str | None = None         # when set, every route but health needs `Authorization: Bearer <key>`
+    allow_failed_proof: bool = False   # serve (and reload to) a file that fails its golden check on this CPU
 
     @property
     def engine_threads(self) -> int:

@@ -1,5 +1,9 @@
 """The model being served, and its hot swap: load beside the old one, prove it, switch atomically.
 
+The file is proven on this machine as it loads (`Classifier.load`). At start-up a file that fails its golden
+check still loads, but the server is not ready (503) until a reload brings one that passes; a reload to a
+failing file is refused and the old model keeps serving.
+
 Requests take `ModelSlot.current` once, when they start, and finish on that model even if a reload
 switches the slot meanwhile; the old engine goes away with the last request that holds it.
 """
@@ -14,6 +18,7 @@ from edgecls.bundle import FORMATS, file_digests, read_manifest, verify_files
 from edgecls.digest import file_sha256
 from edgecls.errors import EdgeclsError
 from edgecls.runtime import Classifier
+from edgecls.runtime.proof import PROVEN
 
 from .config import ServeConfig
 from .errors import ApiError
@@ -55,31 +60,26 @@ def bundle_sha256(clf: Classifier) -> dict[str, str]:
     return {f.name: file_sha256(f) for f in files if f.is_file()}
 
 
-def load_model(path: Path, config: ServeConfig, verify: bool) -> ServedModel:
-    """Load, with every sha256 in the bundle's manifest checked (Classifier.load checks only the file it runs:
-    a server vouches for the bundle it reports); with ``verify``, re-prove it on its golden vectors."""
+def load_model(path: Path, config: ServeConfig, allow_failed: bool) -> ServedModel:
+    """Load, proven on this machine (`Classifier.load`), with every sha256 in the bundle's manifest checked
+    (the load checks only the file it runs: a server vouches for the bundle it reports). ``allow_failed``: a file
+    that fails its golden check here loads anyway (the slot then keeps the server not ready)."""
     clf = Classifier.load(path, backend=config.backend, threads=config.engine_threads, device=config.device,
-                          streaming=True)  # between batches, the engine leaves the cores to the event loop
+                          streaming=True,  # between batches, the engine leaves the cores to the event loop
+                          allow_failed_proof=allow_failed)
     if clf.choice.folder:
         verify_files(clf.choice.folder, read_manifest(clf.choice.folder))
-    verified = golden_check(clf, config) if verify else "sha256" if clf.choice.folder else "none"
-    return ServedModel(clf, path, verified, bundle_sha256(clf))
+    return ServedModel(clf, path, verified(clf), bundle_sha256(clf))
 
 
-def golden_check(clf: Classifier, config: ServeConfig) -> str:
-    """Run the served file on its bundle's golden vectors; raise when it fails them."""
-    if clf.choice.folder is None:
-        return "none (a bare model file carries no golden vectors)"
-    if not read_manifest(clf.choice.folder).get("golden"):
-        return "sha256 (bundle has no golden vectors to re-prove it with)"
-    from edgecls.runtime.verify import verify_bundle
-
-    report = verify_bundle(clf.choice.path, backend=clf.choice.engine, device=config.device,
-                           threads=config.engine_threads)
-    if not report.passed:
-        failed = "; ".join(f"{r.format}: {r.note}" for r in report.rows if r.passed is False)
-        raise EdgeclsError(f"{clf.choice.path} fails its golden vectors on this machine ({failed})")
-    return "golden"
+def verified(clf: Classifier) -> str:
+    """How the served file was proven, for GET /v1/model."""
+    proof = clf.proof
+    if proof.status == PROVEN:
+        return "golden (cached proof for this CPU)" if proof.cached else "golden (proven on this CPU)"
+    if proof.failed:
+        return f"FAILS its golden check on this CPU: {proof.reason}"
+    return "sha256 only: no golden vectors" if clf.choice.folder else "none: not in an export folder"
 
 
 class ModelSlot:
@@ -91,13 +91,33 @@ class ModelSlot:
         self.metrics = metrics
         self._lock = asyncio.Lock()
 
+    @property
+    def ready(self) -> bool:
+        return not self.not_ready()
+
+    def not_ready(self) -> str:
+        """Why requests may not be answered ('' when they may): the served file fails its golden check here."""
+        clf = self.current.classifier
+        if self.config.allow_failed_proof or not clf.proof.failed:
+            return ""
+        return (f"not ready: {clf.choice.path} fails its golden check on this CPU ({clf.proof.reason}); "
+                "POST /v1/reload a model that passes, or serve with --allow-failed-proof")
+
+    def serving(self) -> ServedModel:
+        """The model a request runs on; 503 while it may not answer."""
+        model = self.current
+        why = self.not_ready()
+        if why:
+            raise ApiError(503, "not_ready", why)
+        return model
+
     async def reload(self, path: Path | None) -> tuple[ServedModel, ServedModel]:
         """(old, new); on any failure the old model keeps serving and the ApiError says why."""
         async with self._lock:
             old = self.current
             target = Path(path) if path is not None else old.path
             try:
-                new = await asyncio.to_thread(load_model, target, self.config, True)
+                new = await asyncio.to_thread(load_model, target, self.config, self.config.allow_failed_proof)
             except EdgeclsError as e:
                 self.metrics.reloads.labels("refused").inc()
                 raise ApiError(422, "reload", f"reload refused, still serving {old.path}: {e}") from None

@@ -34,6 +34,8 @@ def serve(config: ServeConfig) -> None:
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     print(f"edgecls serve: {model.name} ({model.classifier.choice.format} via {model.classifier.choice.engine}, "
           f"{model.classifier.choice.path}) on http://{config.host}:{config.port}", file=sys.stderr, flush=True)
+    if not app.state.slot.ready:
+        print(f"edgecls serve: {app.state.slot.not_ready()}", file=sys.stderr, flush=True)
     # uvicorn re-raises the signal it stopped on once it is done; by then the shutdown was clean, so exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: None)
     sys.setswitchinterval(SWITCH_INTERVAL_S)

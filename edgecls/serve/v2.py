@@ -26,7 +26,7 @@ async def live(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    is_ready = request.app.state.batcher.accepting
+    is_ready = request.app.state.batcher.accepting and request.app.state.slot.ready
     return JSONResponse({"ready": is_ready}, status_code=200 if is_ready else 503)
 
 
@@ -40,12 +40,13 @@ async def model_metadata(request: Request) -> JSONResponse:
 
 
 async def model_ready(request: Request) -> JSONResponse:
-    return JSONResponse({"name": _model(request).name, "ready": True})
+    return JSONResponse({"name": _model(request).name, "ready": request.app.state.slot.ready})
 
 
 async def infer(request: Request) -> Response:
     state = request.app.state
     model = _model(request)
+    state.slot.serving()
     if request.headers.get("content-encoding", "identity").lower() != "identity":
         raise ApiError(415, "unsupported_media", "compressed request bodies are not accepted")
     with state.batcher.admit() as ticket:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from .types import DataSplits, ImageSet
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "edgecls"
+    from edgecls.host import user_cache_dir
+
+    return user_cache_dir()
 
 
 def load_data(data: str, size: int, data_dir: Path | None = None, cache_dir: Path | None = None,

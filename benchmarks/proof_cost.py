@@ -1,0 +1,140 @@
+"""What proving a file on this machine costs (issue 33): the first load's proof, and a proven file's cold start.
+
+    python benchmarks/proof_cost.py [--base REV] [--runs 15] [--out benchmarks/results/proof-cost-….txt]
+
+1. proof: the shipped ResNet-20's and airbench's INT8 files (what `auto` answers from), each loaded in a fresh
+   process with an empty proof cache, so the proof runs on an engine just opened, as on a machine's first
+   load; the seconds `Classifier.load` spent proving (the verdict's own record), median of ``--runs``.
+2. cold: `edgecls infer <one CIFAR JPEG> --model <bundle>` start to finish, interleaved: this checkout with the
+   file's verdict cached (every load after the first), with an empty cache (the first load), and ``--base``
+   (default: the commit before the proof, 4b33f4b) unpacked beside it with the same interpreter and the same
+   model files; medians. Child processes run outside the checkout, on 2 cores if the machine has them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR = REPO.parent / "shared" / "datasets" / "cifar10"
+BASE = "4b33f4b"  # the last commit whose runtime answered without a proof
+MODELS = ("resnet20", "airbench")
+
+PROVE = """
+import json, sys
+from pathlib import Path
+from edgecls.runtime import Classifier
+clf = Classifier.load(sys.argv[1])
+(record,) = [json.loads(p.read_text()) for p in Path(sys.argv[2]).glob('*.json')]
+print(json.dumps({"seconds": record["seconds"], "format": clf.choice.format, "engine": clf.choice.engine,
+                  "status": clf.proof.status}))
+"""
+
+
+def unpack(rev: str, into: Path) -> Path:
+    """``rev`` of this repository laid out as its package imports it (pyproject's package-dir), for PYTHONPATH."""
+    src = into / "src"
+    src.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    pkg = into / "pkg"
+    shutil.copytree(src / "edgecls", pkg / "edgecls")
+    for name, folder in (("runtime", "runtime"), ("trainer", "trainer"), ("export", "export"),
+                         ("reference", "artifacts/reference")):
+        (pkg / "edgecls" / name).symlink_to(src / folder, target_is_directory=True)
+    return pkg
+
+
+def run(cmd: list[str], env: dict) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True, env=env, cwd=tempfile.gettempdir())
+    return time.perf_counter() - started
+
+
+def proof_seconds(model: Path, runs: int) -> dict:
+    seconds, last = [], {}
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as cache:
+            out = subprocess.run([sys.executable, "-c", PROVE, str(model), cache], check=True, capture_output=True,
+                                 text=True, env={**os.environ, "EDGECLS_CACHE_DIR": cache},
+                                 cwd=tempfile.gettempdir()).stdout
+        last = json.loads(out)
+        seconds.append(last["seconds"])
+    return {**last, "median_ms": 1000 * statistics.median(seconds), "min_ms": 1000 * min(seconds),
+            "max_ms": 1000 * max(seconds)}
+
+
+def cold_starts(model: Path, image: Path, base_pkg: Path, runs: int) -> dict[str, float]:
+    warm_cache, empty = tempfile.mkdtemp(), tempfile.mkdtemp()
+    infer = [sys.executable, "-m", "edgecls", "infer", str(image), "--model", str(model)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    variants = {"before the proof (" + BASE + ")": {**env, "PYTHONPATH": str(base_pkg)},
+                "proven, verdict cached": {**env, "EDGECLS_CACHE_DIR": warm_cache},
+                "first load, proof runs": {**env, "EDGECLS_CACHE_DIR": empty}}
+    run(infer, variants["proven, verdict cached"])  # the verdict every later load reads
+    times = {k: [] for k in variants}
+    for _ in range(runs):
+        for name, variant_env in variants.items():
+            for stale in Path(empty).glob("*.json"):
+                stale.unlink()
+            times[name].append(run(infer, variant_env))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def header(args) -> list[str]:
+    from edgecls.host import cpu_name, instruction_sets, usable_cores
+
+    flags = subprocess.run(["lscpu"], capture_output=True, text=True).stdout if shutil.which("lscpu") else ""
+    flag_line = next((line.split(":", 1)[1].split() for line in flags.splitlines() if line.startswith("Flags")), [])
+    return [f"# proof cost, {date.today()}: python benchmarks/proof_cost.py --base {args.base} --runs {args.runs}",
+            f"# cpu: {cpu_name()}, {usable_cores()} cores usable; instruction sets: {', '.join(instruction_sets())}",
+            f"# lscpu flags ({len(flag_line)}): "
+            + " ".join(f for f in flag_line if f.startswith(("avx", "amx", "fma", "sse4", "f16c"))),
+            f"# python {platform.python_version()}, {platform.platform()}",
+            f"# load average at start: {', '.join(f'{x:.2f}' for x in os.getloadavg())}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default=BASE)
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO))
+    from edgecls.bundle import reference_bundle
+
+    lines = header(args)
+    image = sorted((CIFAR / "test" / "dog").iterdir())[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        base_pkg = unpack(args.base, Path(tmp))
+        for name in MODELS:
+            model = reference_bundle(name)
+            p = proof_seconds(model, args.runs)
+            lines.append(f"proof   {name:<9} {p['format']} via {p['engine']} ({p['status']}): median "
+                         f"{p['median_ms']:.1f} ms (min {p['min_ms']:.1f}, max {p['max_ms']:.1f}) over {args.runs} "
+                         "first loads, 64 golden images")
+            cold = cold_starts(model, image, base_pkg, args.runs)
+            before = cold[next(iter(cold))]
+            for variant, seconds in cold.items():
+                lines.append(f"cold    {name:<9} edgecls infer {image.name}: {variant:<30} median "
+                             f"{1000 * seconds:6.1f} ms  ({seconds / before:.3f}x before)")
+            print("\n".join(lines[-4:]), flush=True)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
