@@ -1,7 +1,8 @@
 """Which onnxruntime INT8 settings hold on every x86 CPU class, whatever CPU builds the file (issue 33).
 
     python benchmarks/int8_portability.py prepare DIR [--images 10000] [--shipped-only]  # torch
-    python benchmarks/int8_portability.py score DIR [--images N]     # torch-free: agreement, accuracy, speed
+    python benchmarks/int8_portability.py score DIR [--images N]     # torch-free: agreement, accuracy
+    python benchmarks/int8_portability.py speed DIR [--rounds 5]     # batch-64 img/s, batch-1 p50, interleaved
     qemu-x86_64 -cpu Haswell .venv/bin/python benchmarks/int8_portability.py score DIR --images 500  # AVX2, no VNNI
     ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/int8_portability.py score DIR --only openvino  # OpenVINO's AVX2 kernels
     python benchmarks/int8_portability.py compare DIR --classes logits-<class A> logits-<class B>
@@ -12,7 +13,8 @@ file, calibrated on the exporter's own 300 seeded training images. It also copie
 shipped bundles hold, so one ``score`` run covers every INT8 row.
 
 ``score`` runs each file in the runtime's own engines (``edgecls.runtime.engines``) and prints, per file, top-1
-agreement with PyTorch, accuracy and its change from FP32, and batch-64 throughput on this CPU; it labels the
+agreement with PyTorch and accuracy and its change from FP32 (``speed``: batch-64 throughput and batch-1 p50,
+files interleaved in rounds, on an idle machine); both label the
 CPU class by what the CPU reports through CPUID (numpy's dispatch detection, which sees qemu's emulated CPU;
 /proc/cpuinfo under qemu-user shows the host's). Throughput under qemu is the emulator's, not the CPU's. It
 keeps each file's logits in ``DIR/logits-<class>/``; ``compare`` says, per file, whether two classes gave the
@@ -129,36 +131,59 @@ def engine_for(path: Path) -> str:
             else "executorch" if name.endswith(".pte") else "onnxruntime")
 
 
-def score(folder: Path, images: int | None, threads: int, seconds: float, only: str = "") -> list[dict]:
+def score(folder: Path, images: int | None, threads: int, only: str = "") -> list[dict]:
     from edgecls.runtime.engines import open_engine
 
     rows = []
+    saved = folder / f"logits-{_slug(cpu_class())}"
+    saved.mkdir(exist_ok=True)
     for model in MODELS:
         x = np.load(folder / f"{model}.x.npy")[:images]
         labels = np.load(folder / f"{model}.labels.npy")[:images]
         ref = np.load(folder / f"{model}.pytorch.npy")[:images]
         fp32_acc = float((ref.argmax(1) == labels).mean())
-        files = sorted(p for p in folder.glob(f"{model}.*") if p.suffix in (".onnx", ".xml", ".tflite", ".pte")
-                       and only in p.name)
-        saved = folder / f"logits-{_slug(cpu_class())}"
-        saved.mkdir(exist_ok=True)
-        for path in files:
+        for path in model_files(folder, model, only):
             engine = open_engine(engine_for(path), path, threads)
-            t0 = time.perf_counter()
             logits = np.concatenate([engine.run(x[i:i + 64]) for i in range(0, len(x), 64)])
-            pass_s = time.perf_counter() - t0
             np.save(saved / f"{path.name}.npy", logits)
             top1 = logits.argmax(1)
             row = {"model": model, "file": path.name.split(".", 1)[1], "engine": engine.name,
                    "engine_version": engine.version, "cpu": cpu_class(), "images": len(x),
                    "agreement": float((top1 == ref.argmax(1)).mean()), "accuracy": float((top1 == labels).mean()),
-                   "fp32_accuracy": fp32_acc, "img_per_s": _throughput(engine, x, seconds) if seconds else
-                   len(x) / pass_s}
+                   "fp32_accuracy": fp32_acc}
             row["change_points"] = 100 * (row["accuracy"] - fp32_acc)
             rows.append(row)
-            print(f"{model:<9} {row['file']:<42} {row['cpu']:<34} agreement {row['agreement']:.2%}  accuracy "
-                  f"{row['accuracy']:.2%} ({row['change_points']:+.2f} pts)  {row['img_per_s']:,.0f} img/s",
-                  flush=True)
+            print(f"{model:<9} {row['file']:<44} {row['cpu']:<34} agreement {row['agreement']:.2%}  accuracy "
+                  f"{row['accuracy']:.2%} ({row['change_points']:+.2f} pts)", flush=True)
+    return rows
+
+
+def model_files(folder: Path, model: str, only: str) -> list[Path]:
+    return sorted(p for p in folder.glob(f"{model}.*") if p.suffix in (".onnx", ".xml", ".tflite", ".pte")
+                  and only in p.name)
+
+
+def speed(folder: Path, threads: int, only: str, rounds: int, seconds: float) -> list[dict]:
+    """Batch-64 throughput and batch-1 p50 of every file, in interleaved rounds (a noisy moment hits each
+    file alike); medians over rounds."""
+    from edgecls.runtime.engines import open_engine
+
+    engines = {(model, path.name.split(".", 1)[1]): open_engine(engine_for(path), path, threads)
+               for model in MODELS for path in model_files(folder, model, only)}
+    batches = {model: np.load(folder / f"{model}.x.npy", mmap_mode="r")[:64].copy() for model in MODELS}
+    measured: dict = {key: ([], []) for key in engines}
+    for _ in range(rounds):
+        for (model, name), engine in engines.items():
+            rate, p50 = _throughput(engine, batches[model], seconds), _latency(engine, batches[model][:1])
+            measured[(model, name)][0].append(rate)
+            measured[(model, name)][1].append(p50)
+    rows = []
+    for (model, name), (rates, p50s) in measured.items():
+        row = {"model": model, "file": name, "cpu": cpu_class(), "threads": threads, "rounds": rounds,
+               "img_per_s_64": float(np.median(rates)), "p50_ms_1": float(np.median(p50s))}
+        rows.append(row)
+        print(f"{model:<9} {name:<44} {row['cpu']:<34} batch 64 {row['img_per_s_64']:7,.0f} img/s  "
+              f"batch 1 p50 {row['p50_ms_1']:.3f} ms", flush=True)
     return rows
 
 
@@ -181,9 +206,18 @@ def compare(folder: Path, a: str, b: str) -> None:
               f"max |Δlogit| {float(np.abs(x - y).max()):.2e}")
 
 
-def _throughput(engine, x: np.ndarray, seconds: float) -> float:
+def _latency(engine, one: np.ndarray, runs: int = 200) -> float:
+    engine.run(one)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        engine.run(one)
+        times.append(time.perf_counter() - t0)
+    return 1e3 * float(np.median(times))
+
+
+def _throughput(engine, batch: np.ndarray, seconds: float) -> float:
     """Median img/s of batch-64 runs over ``seconds``, after a warm-up run."""
-    batch = x[:64]
     engine.run(batch)
     rates, end = [], time.perf_counter() + seconds
     while time.perf_counter() < end:
@@ -195,12 +229,12 @@ def _throughput(engine, x: np.ndarray, seconds: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("step", choices=("prepare", "score", "compare"))
+    ap.add_argument("step", choices=("prepare", "score", "speed", "compare"))
     ap.add_argument("folder", type=Path)
     ap.add_argument("--images", type=int, default=None, help="prepare: test images (10,000); score: the first N")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=3.0, help="score: time per file's batch-64 throughput "
-                    "(0: the accuracy pass's own rate)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="speed: seconds of batch-64 runs per file and round")
+    ap.add_argument("--rounds", type=int, default=5, help="speed: interleaved rounds")
     ap.add_argument("--shipped-only", action="store_true", help="prepare: only the shipped bundles' INT8 files")
     ap.add_argument("--json", type=Path, help="score: also write the rows here")
     ap.add_argument("--only", default="", help="score: files whose name holds this text")
@@ -212,7 +246,10 @@ def main() -> None:
     if args.step == "compare":
         compare(args.folder, *args.classes)
         return
-    rows = score(args.folder, args.images, args.threads, args.seconds, args.only)
+    if args.step == "speed":
+        rows = speed(args.folder, args.threads, args.only, args.rounds, args.seconds)
+    else:
+        rows = score(args.folder, args.images, args.threads, args.only)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

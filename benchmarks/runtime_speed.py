@@ -2,6 +2,7 @@
 
     python benchmarks/runtime_speed.py [--python .venv-base/bin/python] [--model artifacts/reference/exports]
                                        [--data ../shared/datasets/cifar10] [--skip backends,...]
+                                       [--stream-backend onnxruntime]
 
 Every figure is measured side by side in one run (medians of interleaved repeats) and printed with
 the CPU's instruction sets. ``--python`` is the interpreter of the install to time (the base install
@@ -42,7 +43,7 @@ import sys, time
 from pathlib import Path
 from edgecls.runtime import Classifier
 paths = sorted(Path(sys.argv[2]).rglob('*.jpg'))
-clf = Classifier.load(sys.argv[1], throughput=True)  # what `infer` asks for from 5,000 images on
+clf = Classifier.load(sys.argv[1], backend=sys.argv[3], throughput=True)  # what `infer` asks for from 5,000 images on
 clf.predict(paths[:256], batch_size=64)
 t = time.perf_counter()
 clf.predict(paths, batch_size=64)
@@ -108,26 +109,29 @@ WHOLE_SCRIPT = """
 import sys
 from pathlib import Path
 from edgecls.runtime import Classifier
-Classifier.load(sys.argv[1], throughput=True).predict(sorted(Path(sys.argv[2]).rglob('*.jpg')), batch_size=64)
+Classifier.load(sys.argv[1], backend=sys.argv[3], throughput=True).predict(sorted(Path(sys.argv[2]).rglob('*.jpg')),
+                                                                        batch_size=64)
 """
 
 
-def stream(python: str, model: Path, data: Path, runs: int) -> dict[str, float]:
+def stream(python: str, model: Path, data: Path, runs: int, backend: str = "auto") -> dict[str, float]:
     """The CLI's whole command against predict alone (warm, in its own process) and against a script doing
-    the CLI's whole job; interleaved runs, medians."""
+    the CLI's whole job; interleaved runs, medians. ``backend``: onnxruntime is what `auto` streams on a CPU
+    without VNNI (the proxy for that class here)."""
     test = data / "test"
     count = sum(1 for _ in test.rglob("*.jpg"))
     cli, lib, whole, streaming = [], [], [], []
     one = next((test / "cat").iterdir())
     for _ in range(runs):
-        command = [*edgecls_command(python), "infer", "--json", "--batch-size", "64", "--model", str(model)]
+        command = [*edgecls_command(python), "infer", "--json", "--batch-size", "64", "--model", str(model),
+                   "--backend", backend]
         cli_s = wall([*command, str(test)])
         cli.append(count / cli_s)
         streaming.append((count - 1) / (cli_s - wall([*command, str(one)])))
-        out = subprocess.run([python, "-c", IN_PROCESS, str(model), str(test)], check=True, capture_output=True,
-                             text=True, cwd=OUTSIDE).stdout
+        out = subprocess.run([python, "-c", IN_PROCESS, str(model), str(test), backend], check=True,
+                             capture_output=True, text=True, cwd=OUTSIDE).stdout
         lib.append(float(out))
-        whole.append(count / wall([python, "-c", WHOLE_SCRIPT, str(model), str(test)]))
+        whole.append(count / wall([python, "-c", WHOLE_SCRIPT, str(model), str(test), backend]))
     return {"cli_img_s": statistics.median(cli), "in_process_img_s": statistics.median(lib),
             "script_img_s": statistics.median(whole), "cli_streaming_img_s": statistics.median(streaming),
             "images": count}
@@ -211,6 +215,8 @@ def main() -> None:
                          "in-process does)")
     ap.add_argument("--ceiling-runs", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma-separated: cold, stream, overhead, backends, ceiling")
+    ap.add_argument("--stream-backend", default="auto",
+                    help="the stream part's backend (onnxruntime: what `auto` streams on a CPU without VNNI)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     skip = set(args.skip.split(","))
@@ -231,8 +237,8 @@ def main() -> None:
             print(f"cold {name:<45} median {s:.3f} s  ({s / bare:.2f}× bare imports)")
         print("import breakdown (cumulative ms): " + ", ".join(f"{n} {ms:.0f}" for n, ms in report["imports_ms"]))
     if "stream" not in skip:
-        s = report["stream"] = stream(args.python, args.model, args.data, args.stream_runs)
-        print(f"stream {s['images']} JPEGs: CLI {s['cli_img_s']:.0f} img/s (whole command) vs in-process predict "
+        s = report["stream"] = stream(args.python, args.model, args.data, args.stream_runs, args.stream_backend)
+        print(f"stream {s['images']} JPEGs ({args.stream_backend}): CLI {s['cli_img_s']:.0f} img/s (whole command) vs in-process predict "
               f"{s['in_process_img_s']:.0f} img/s: {s['cli_img_s'] / s['in_process_img_s']:.1%}; vs a script doing "
               f"the same whole job {s['script_img_s']:.0f} img/s: {s['cli_img_s'] / s['script_img_s']:.1%}; the CLI's "
               f"start-up taken out {s['cli_streaming_img_s']:.0f} img/s: "

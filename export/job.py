@@ -37,6 +37,7 @@ class ExportJob:
     calibration: Calibration | None = None
     max_drop: float | None = None  # accuracy points, OpenVINO INT8 only
     built: dict[str, Path] = field(default_factory=dict)  # format name → model file, in build order
+    decisions: dict[str, dict] = field(default_factory=dict)  # format name → what its build measured and chose
 
     @property
     def example_batch(self) -> int:
