@@ -351,3 +351,25 @@ def test_parity_failure_exits_non_zero_and_keeps_the_earlier_export(tmp_path, mo
     assert "FAIL" in result.output and "top-1 agree" in result.output
     assert {p.name: sha256(p) for p in out.iterdir()} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prev"]
+
+
+def test_int8_settings_never_read_the_building_cpu(exported, manifest):
+    """Issue 33: 7-bit weights in every INT8 layer whatever CPU exports, and the first convolution left FP32
+    exactly when the recorded measurement says it paid."""
+    import onnx
+
+    from edgecls.export.quantize import FIRST_CONV_MIN_GAIN
+
+    onnx_int8 = manifest["quantization"]["onnx-int8"]
+    assert onnx_int8["reduce_range"] is True
+    errors = onnx_int8["rms_logit_error"]
+    paid = 1 - errors["first convolution fp32"] / errors["every layer int8"] >= FIRST_CONV_MIN_GAIN
+    assert onnx_int8["fp32_layers"] == (["first convolution"] if paid else [])
+    graph = onnx.load(str(exported / "resnet20-int8.onnx")).graph
+    producers = {out: node.op_type for node in graph.node for out in node.output}
+    first_conv = next(node for node in graph.node if node.op_type == "Conv")
+    assert (producers.get(first_conv.input[1]) != "DequantizeLinear") == paid  # float weights: kept FP32
+    weights = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+    quantized = [w for w in weights.values() if w.dtype.name == "int8" and w.ndim == 4]
+    assert quantized and all(int(abs(w.astype(int)).max()) <= 64 for w in quantized)
+    assert manifest["quantization"]["openvino-int8"]["overflow_fix"] == "enable"
