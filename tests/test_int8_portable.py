@@ -5,7 +5,8 @@ Every INT8 file of both shipped bundles must pass its golden check under qemu-us
 read back through CPUID, and a control proves it reaches the kernels that saturate: an ONNX INT8 file with
 full 8-bit weights (the exporter's settings before issue 33, as built on a VNNI box) fails its golden check
 there. qemu-user runs the interpreter itself (it cannot start a ``#!`` script); ``.ci/run`` installs Debian's
-qemu-user when it is missing. Each emulated run costs tens of seconds: one process per bundle.
+qemu-user when it is missing. An emulated run costs one to two minutes (the ExecuTorch row imports torch under
+emulation): one process per bundle, both bundles side by side.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecls.bundle import (FORMATS, GOLDEN, INT8, MANIFEST, file_entry, read_golden, read_manifest,
+from edgecls.bundle import (FORMATS, GOLDEN, INT8, MANIFEST, SHIPPED, file_entry, read_golden, read_manifest,
                             reference_bundle, write_golden)
 
 HASWELL = ("qemu-x86_64", "-cpu", "Haswell")
@@ -47,9 +48,25 @@ def qemu() -> None:
         pytest.fail("the portability tests need Debian's qemu-user: apt-get install -y qemu-user")
 
 
-def emulated(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([*HASWELL, sys.executable, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def start_emulated(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([*HASWELL, sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def finished(process: subprocess.Popen, timeout: float = 900) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def emulated(*args: str) -> subprocess.CompletedProcess:
+    return finished(start_emulated(*args))
+
+
+@pytest.fixture(scope="module")
+def shipped_int8_runs(qemu) -> dict[str, subprocess.CompletedProcess]:
+    """Both shipped bundles' INT8 files verified under emulation, the two processes side by side."""
+    started = {model: start_emulated("-c", VERIFY_INT8, str(reference_bundle(model))) for model in SHIPPED}
+    return {model: finished(process) for model, process in started.items()}
 
 
 def test_emulated_cpu_has_avx2_and_no_vnni(qemu):
@@ -61,10 +78,10 @@ def test_emulated_cpu_has_avx2_and_no_vnni(qemu):
     assert not features & {"AVX512F", "AVX512VNNI", "AVX512_SPR"}
 
 
-@pytest.mark.parametrize("model", ["resnet20", "airbench"])
-def test_shipped_int8_files_pass_their_golden_check_without_vnni(qemu, model):
+@pytest.mark.parametrize("model", SHIPPED)
+def test_shipped_int8_files_pass_their_golden_check_without_vnni(shipped_int8_runs, model):
     folder = reference_bundle(model)
-    run = emulated("-c", VERIFY_INT8, str(folder))
+    run = shipped_int8_runs[model]
     assert run.returncode == 0, run.stderr[-2000:]
     reports = json.loads(run.stdout)
     expected = {e["format"] for e in read_manifest(folder)["files"] if FORMATS[e["format"]].precision == INT8}
