@@ -36,15 +36,21 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = str(REPO.parent / "shared/datasets/cifar10")
 MODELS = {"resnet20": "artifacts/reference/resnet20.pt", "airbench": "artifacts/reference/airbench/airbench.pt"}
-# name → quantize_static options; every one QDQ + MinMax on the same calibration images, as the exporter builds.
+# name → quantize_static options; QDQ (unless named) and MinMax (unless named), on the same calibration images.
 CANDIDATES = {
     "u8s8": dict(activation_type="QUInt8", weight_type="QInt8", per_channel=True, reduce_range=False),
     "u8s8-reduce-range": dict(activation_type="QUInt8", weight_type="QInt8", per_channel=True, reduce_range=True),
     "s8s8": dict(activation_type="QInt8", weight_type="QInt8", per_channel=True, reduce_range=False),
     "u8u8": dict(activation_type="QUInt8", weight_type="QUInt8", per_channel=True, reduce_range=False),
-    # the exporter's choice (export/quantize.py): 7-bit weights everywhere, the first convolution in FP32
     "u8s8-reduce-range-fp32-first": dict(activation_type="QUInt8", weight_type="QInt8", per_channel=True,
                                          reduce_range=True, fp32_first_conv=True),
+    # the exporter's choices (export/quantize.py): 7-bit weights, percentile ranges, the first convolution
+    # in FP32 where that pays (airbench) or not (ResNet-20)
+    "u8s8-reduce-range-percentile": dict(activation_type="QUInt8", weight_type="QInt8", per_channel=True,
+                                         reduce_range=True, calibrate_method="Percentile"),
+    "u8s8-reduce-range-fp32-first-percentile": dict(activation_type="QUInt8", weight_type="QInt8", per_channel=True,
+                                                    reduce_range=True, fp32_first_conv=True,
+                                                    calibrate_method="Percentile"),
     "s8s8-qoperator": dict(activation_type="QInt8", weight_type="QInt8", per_channel=True, reduce_range=False,
                            quant_format="QOperator"),
 }
@@ -94,7 +100,7 @@ def build_onnx_int8(fp32: Path, calibration: np.ndarray, path: Path, options: di
         quantize_static(str(prepared), str(path), _Reader(reader), quant_format=fmt,
                         activation_type=QuantType[options.pop("activation_type")],
                         weight_type=QuantType[options.pop("weight_type")],
-                        calibrate_method=CalibrationMethod.MinMax, **options)
+                        calibrate_method=CalibrationMethod[options.pop("calibrate_method", "MinMax")], **options)
 
 
 def _first_conv(model: Path) -> list[str]:
