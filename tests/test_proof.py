@@ -129,6 +129,15 @@ def test_benchmark_skips_it_unless_allowed(failing):
     assert [r["format"] for r in json.loads(allowed.stdout)] == ["onnx", FAILING]
 
 
+def test_in_another_engine_the_pytorch_floor_still_holds(failing, fresh_cache):
+    """OpenVINO running the ONNX INT8 file is another integer computation than the one its build logits came
+    from, so only the floor against PyTorch applies there: the negated final layer still fails it."""
+    clf = Classifier.load(entry_path(failing, FAILING), backend="openvino", allow_failed_proof=True)
+    assert clf.proof.status == FAILED and "top-1 agreement with PyTorch" in clf.proof.reason
+    shipped = Classifier.load(entry_path(reference_bundle("resnet20"), FAILING), backend="openvino")
+    assert shipped.proof.status == PROVEN
+
+
 def test_a_named_backend_falls_back_among_its_own_files(failing, fresh_cache, capfd):
     clf = Classifier.load(failing, backend="onnxruntime")
     assert (clf.choice.format, clf.choice.engine, clf.proof.status) == ("onnx", "onnxruntime", PROVEN)
