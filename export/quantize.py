@@ -14,9 +14,9 @@ With --max-drop, NNCF's accuracy-controlled quantization reverts the most harmfu
 until the accuracy drop on a held-out slice of the training split is at most that many points.
 
 ONNX: onnxruntime static quantization in QDQ format (what ORT's CPU kernels are tuned for), uint8
-activations and per-channel int8 weights, after ``quant_pre_process`` (shape
-inference + BatchNorm folding). The file must answer alike on every CPU that runs it, whatever CPU builds
-it (issue 33), so nothing here reads the exporting CPU:
+activations and per-channel int8 weights, after ``quant_pre_process`` (shape inference + BatchNorm
+folding). The file must answer alike on every CPU that runs it, whatever CPU builds it (issue 33), so
+nothing here reads the exporting CPU:
 
 - ``reduce_range``: 7-bit weights, always. onnxruntime's u8×s8 kernel on CPUs without int8 dot products
   (AVX2, AVX-512 without VNNI) sums pairs of products in int16 (vpmaddubsw); with 8-bit weights a pair
@@ -146,8 +146,7 @@ def _validation_accuracy(compiled_model, items: Iterable) -> tuple[float, list[f
 def onnx_int8_settings(job: ExportJob) -> dict:
     """quantize_static options as plain values, and what the build measured: recorded in the manifest."""
     return {"quant_format": "QDQ", "calibrate_method": "Percentile", "percentile": ONNX_PERCENTILE,
-            "activation_type": "QUInt8",
-            "weight_type": "QInt8", "per_channel": True, "reduce_range": True,
+            "activation_type": "QUInt8", "weight_type": "QInt8", "per_channel": True, "reduce_range": True,
             "calibration_images": len(job.calibration.images), "why": ONNX_INT8_WHY,
             **job.decisions.get("onnx-int8", {})}
 
