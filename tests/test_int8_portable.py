@@ -121,7 +121,9 @@ def saturating_bundle(tmp_path_factory) -> Path:
 
 class _Reader:
     def __init__(self, images: np.ndarray):
-        self.items = iter([{"input": images[i:i + 1]} for i in range(len(images))])
+        from edgecls.export.onnx_export import INPUT_NAME
+
+        self.items = iter([{INPUT_NAME: images[i:i + 1]} for i in range(len(images))])
 
     def get_next(self):
         return next(self.items, None)
