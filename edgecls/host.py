@@ -208,6 +208,33 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024  # bytes on macOS, KiB elsewhere
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the OS could give this process now without swapping (Linux: MemAvailable, within a cgroup's
+    limit; elsewhere the free physical pages); None where the OS does not say."""
+    try:
+        text = Path("/proc/meminfo").read_text()
+        available = next(int(line.split()[1]) * 1024 for line in text.splitlines() if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        available = None
+    if available is None and hasattr(os, "sysconf"):
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            available = None
+    return min(x for x in (available, _cgroup_memory_room()) if x is not None) if available else None
+
+
+def _cgroup_memory_room() -> int | None:
+    """What a cgroup v2 memory limit leaves this container (limit − current), None without one."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(0, int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text()))
+    except (OSError, ValueError):
+        return None
+
+
 # --- signals --------------------------------------------------------------------------------------
 
 def reload_signal() -> signal.Signals | None:

@@ -16,7 +16,17 @@ def class_folders(root: Path) -> list[Path]:
 
 def image_files(folder: Path) -> list[Path]:
     """The images of one class folder, sorted by name (the order labels and caches are kept in)."""
-    return sorted(p for p in Path(folder).iterdir() if is_image_suffix(p.suffix))
+    return class_files(folder)[0]
+
+
+def class_files(folder: Path) -> tuple[list[Path], list[Path]]:
+    """(image files, other files) of one class folder, each sorted by name. Other files (``.DS_Store``,
+    ``Thumbs.db``, notes) are never read, only counted: photo folders hold them, and a run should say so."""
+    images, others = [], []
+    for p in sorted(Path(folder).iterdir()):
+        if p.is_file():
+            (images if is_image_suffix(p.suffix) else others).append(p)
+    return images, others
 
 
 def subset_indices(total: int, count: int | None, seed: int) -> np.ndarray | None:

@@ -158,6 +158,18 @@ def upright_rgb(img: Image.Image, draft_size: int | None = None) -> Image.Image:
     return to_rgb(img)
 
 
+# Large JPEGs are decoded at a reduced DCT scale, but never below this multiple of the model's
+# input size: the final antialiased resize then removes the (tiny) difference scaling makes.
+DRAFT_MARGIN = 4
+
+
+def model_pixels(source, size: int, interpolation: str = "bilinear") -> Image.Image:
+    """A file (path or binary file object) as the model sees it: decoded upright (JPEG at a draft scale),
+    shorter side resized to ``size``, center-cropped. The one decode the trainer's caches and the runtime's
+    `infer`/`serve` share, so a photo gives a model the same pixels in training and on the device."""
+    return resize_shorter_center_crop(open_rgb(source, draft_size=size * DRAFT_MARGIN), size, interpolation)
+
+
 def resize_shorter_center_crop(img: Image.Image, size: int, interpolation: str = "bilinear") -> Image.Image:
     """Resize the shorter side to ``size`` (long side truncated as torchvision does), then center-crop."""
     w, h = img.size

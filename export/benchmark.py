@@ -71,6 +71,7 @@ class BenchOptions:
 def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> list[dict]:
     """Rows in table order, one dict per format (keys: see ``measure``)."""
     from edgecls.digest import file_sha256
+    from edgecls.trainer.data import run_split_plan
 
     from .data import load_check_set
     from .parity import reference_logits
@@ -87,7 +88,8 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> lis
         if exported:  # an unusable --export fails before any measuring
             folder = Path(opts.export_dir) if opts.export_dir else _export(exported, data_opts, Path(tmp), log)
             files = _export_files(folder, exported, file_sha256(ckpt))
-        check = load_check_set(data_opts.data, spec, opts.check_images, 0, data_opts.data_dir, opts.cache_dir)
+        plan = run_split_plan(ckpt, payload.get("config") or {}, data_opts.data)
+        check = load_check_set(data_opts.data, spec, opts.check_images, 0, data_opts.data_dir, opts.cache_dir, plan)
         ref = reference_logits(model, check.images)
         log(f"benchmarking {ckpt} ({spec.model}) on {len(check.labels)} images of {check.source}: "
             f"{', '.join(names)}")

@@ -1,6 +1,7 @@
-"""Images for calibration (training split) and the parity check (held-out test split).
+"""Images for calibration (training split), --max-drop (validation split) and the parity check and golden
+vectors (test split): the run's own splits, as its split record lists them.
 
-Both come through the trainer's ``load_data`` at the checkpoint's input size and are normalized
+All come through the trainer's ``load_data`` at the checkpoint's input size and are normalized
 with the trainer's own ``to_model_input``, so every engine and PyTorch see identical tensors.
 """
 
@@ -14,7 +15,7 @@ import torch
 from edgecls.errors import EdgeclsError
 from edgecls.spec import ModelSpec
 from edgecls.trainer.augment import to_model_input
-from edgecls.trainer.data import ImageSet, load_data
+from edgecls.trainer.data import ImageSet, SplitPlan, load_data
 
 from .job import Calibration
 
@@ -33,34 +34,34 @@ def normalize(images: np.ndarray, spec: ModelSpec) -> np.ndarray:
     return np.ascontiguousarray(x.numpy(), dtype=np.float32)
 
 
-def _split(data: str, spec: ModelSpec, split: str, data_dir: str | None, cache_dir: str | None) -> ImageSet:
-    splits = load_data(data, spec.input_size, data_dir, cache_dir, need_train=split == "train")
+def _split(data: str, spec: ModelSpec, split: str, data_dir: str | None, cache_dir: str | None,
+           plan: SplitPlan) -> ImageSet:
+    splits = load_data(data, spec.input_size, data_dir, cache_dir, plan, need=(split,))
     splits.require_classes(spec.classes)
-    return splits.train if split == "train" else splits.test
+    return getattr(splits, split)
 
 
-def load_check_set(data: str, spec: ModelSpec, count: int, seed: int, data_dir: str | None,
-                   cache_dir: str | None) -> CheckSet:
-    test = _split(data, spec, "test", data_dir, cache_dir).subset(count, seed)
+def load_check_set(data: str, spec: ModelSpec, count: int, seed: int, data_dir: str | None, cache_dir: str | None,
+                   plan: SplitPlan = SplitPlan()) -> CheckSet:
+    test = _split(data, spec, "test", data_dir, cache_dir, plan).subset(count, seed)
     return CheckSet(normalize(test.images, spec), test.labels, f"{data} test split")
 
 
-def golden_images(data: str, spec: ModelSpec, count: int, seed: int, data_dir: str | None,
-                  cache_dir: str | None) -> ImageSet:
+def golden_images(data: str, spec: ModelSpec, count: int, seed: int, data_dir: str | None, cache_dir: str | None,
+                  plan: SplitPlan = SplitPlan()) -> ImageSet:
     """A seeded draw of test images, uint8, with their source files where the data has files."""
-    return _split(data, spec, "test", data_dir, cache_dir).subset(count, seed)
+    return _split(data, spec, "test", data_dir, cache_dir, plan).subset(count, seed)
 
 
 def load_calibration(data: str, spec: ModelSpec, count: int, seed: int, with_validation: bool,
-                     data_dir: str | None, cache_dir: str | None) -> Calibration:
-    """A seeded random draw; the --max-drop validation slice is disjoint from the calibration images."""
-    train = _split(data, spec, "train", data_dir, cache_dir)
-    order = np.random.default_rng(seed).permutation(len(train))
-    calib = np.sort(order[:count])
-    result = Calibration(normalize(train.images[calib], spec), seed, f"{data} train split")
+                     data_dir: str | None, cache_dir: str | None, plan: SplitPlan = SplitPlan()) -> Calibration:
+    """A seeded random draw of training images; --max-drop's accuracy is measured on validation images,
+    the split the run selected on, never on test."""
+    train = _split(data, spec, "train", data_dir, cache_dir, plan).subset(count, seed)
+    result = Calibration(normalize(train.images, spec), seed, f"{data} train split")
     if with_validation:
-        val = np.sort(order[count:count + VALIDATION_IMAGES])
+        val = _split(data, spec, "val", data_dir, cache_dir, plan).subset(VALIDATION_IMAGES, seed)
         if len(val) == 0:
-            raise EdgeclsError(f"--max-drop needs training images beyond the {count} used for calibration")
-        result.val_images, result.val_labels = normalize(train.images[val], spec), train.labels[val]
+            raise EdgeclsError(f"--max-drop needs validation images, and {data} has none")
+        result.val_images, result.val_labels = normalize(val.images, spec), val.labels
     return result

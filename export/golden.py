@@ -17,6 +17,8 @@ from edgecls.bundle import GOLDEN, REFERENCE, TOLERANCE, Golden, file_entry, wri
 from edgecls.host import instruction_sets
 from edgecls.runtime.engines import openvino_available
 
+from edgecls.trainer.data import SplitPlan
+
 from .data import golden_images, normalize
 from .formats import Format
 from .job import ExportJob
@@ -24,9 +26,9 @@ from .parity import reference_logits, run_batched
 
 
 def build_golden(formats: list[Format], job: ExportJob, data: str, count: int, seed: int,
-                 data_dir: str | None, cache_dir: str | None) -> dict:
+                 data_dir: str | None, cache_dir: str | None, plan: SplitPlan) -> dict:
     """Write golden.npz into the staging folder; returns its manifest section."""
-    test = golden_images(data, job.spec, count, seed, data_dir, cache_dir)
+    test = golden_images(data, job.spec, count, seed, data_dir, cache_dir, plan)
     x = normalize(test.images, job.spec)
     logits = {REFERENCE: reference_logits(job.model, x)}
     batch = len(x) if job.dynamic_batch else 1

@@ -10,6 +10,7 @@ from typing import Callable
 
 from edgecls.bundle import GOLDEN_IMAGES, reference_checkpoint
 from edgecls.errors import EdgeclsError
+from edgecls.splits import SPLIT_FILE, write_split
 
 from .formats import FORMATS, Format, resolve_formats
 from .job import ExportJob
@@ -83,6 +84,7 @@ def find_checkpoint() -> Path:
 
 def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -> ExportResult:
     from edgecls.digest import file_sha256
+    from edgecls.trainer.data import run_split_plan
 
     from .manifest import build_manifest, write_manifest
     from .metadata import model_metadata
@@ -95,21 +97,24 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
     sha = file_sha256(ckpt)
     out = Path(opts.out) if opts.out else EXPORTS_DIR / f"{spec.model}-{sha[:8]}"
     source = {"path": str(ckpt), "sha256": sha, "model": spec.model, "epoch": payload.get("epoch"),
-              "best_acc": payload.get("best_acc")}
+              "best_val_acc": payload.get("best_val_acc")}
     data_from_checkpoint = opts.data is None
     opts = with_data_defaults(opts, payload.get("config") or {})
+    plan = run_split_plan(ckpt, payload.get("config") or {}, opts.data)
     log(f"exporting {ckpt} ({spec.model}, sha256 {sha[:12]}) → {out}: {', '.join(f.name for f in formats)}")
     for name, why in skipped.items():
         log(f"  skipped {name}: {why}")
     timings: dict[str, float] = {}
     with staged_folder(out) as workdir:  # an unwritable --out fails first, then data errors, before any build
-        calibration, check = _load_data(opts, spec, formats, timings, data_from_checkpoint)
+        calibration, check = _load_data(opts, spec, formats, timings, data_from_checkpoint, plan)
         job = ExportJob(model=model, spec=spec, metadata=model_metadata(spec, sha), workdir=workdir, stem=spec.model,
                         dynamic_batch=opts.dynamic_batch, opset=opts.opset, calibration=calibration,
                         max_drop=opts.max_drop)
         formats = _build_all(formats, job, timings, log, skip_unsupported=opts.formats.strip() == "all")
         parity = _parity(formats, job, check, timings)
-        golden = _golden(formats, job, opts, timings, data_from_checkpoint)
+        golden = _golden(formats, job, opts, timings, data_from_checkpoint, plan)
+        if plan.record is not None and plan.record.layout == "drawn":  # `edgecls eval` of the same folder needs it
+            write_split(workdir / SPLIT_FILE, plan.record)
         manifest = build_manifest(formats, job, source, parity, golden, timings)
         write_manifest(workdir, manifest)
     return ExportResult(out, manifest)
@@ -129,7 +134,7 @@ def load_export_source(ckpt: Path):
 
 
 def _load_data(opts: ExportOptions, spec, formats: list[Format], timings: dict[str, float],
-               data_from_checkpoint: bool):
+               data_from_checkpoint: bool, plan):
     """(calibration or None without INT8, check set or None with --check-images 0)."""
     from .data import load_calibration, load_check_set
 
@@ -137,23 +142,26 @@ def _load_data(opts: ExportOptions, spec, formats: list[Format], timings: dict[s
     with _data_hint(data_from_checkpoint):
         if any(f.precision == "int8" for f in formats):
             with _timed(timings, "calibration data"):
+                calib_plan = plan if (opts.calib_data or opts.data) == opts.data else replace(plan, record=None)
                 calibration = load_calibration(opts.calib_data or opts.data, spec, opts.calib_size, opts.seed,
-                                               opts.max_drop is not None, opts.data_dir, opts.cache_dir)
+                                               opts.max_drop is not None, opts.data_dir, opts.cache_dir, calib_plan)
         if opts.check_images > 0:
             with _timed(timings, "check data"):
-                check = load_check_set(opts.data, spec, opts.check_images, opts.seed, opts.data_dir, opts.cache_dir)
+                check = load_check_set(opts.data, spec, opts.check_images, opts.seed, opts.data_dir, opts.cache_dir,
+                                       plan)
     return calibration, check
 
 
 def _golden(formats: list[Format], job: ExportJob, opts: ExportOptions, timings: dict[str, float],
-            data_from_checkpoint: bool) -> dict | None:
+            data_from_checkpoint: bool, plan) -> dict | None:
     """golden.npz in the staging folder (its manifest section), or None with --golden-images 0."""
     if opts.golden_images == 0:
         return None
     from .golden import build_golden
 
     with _timed(timings, "golden vectors"), _data_hint(data_from_checkpoint):
-        return build_golden(formats, job, opts.data, opts.golden_images, opts.seed, opts.data_dir, opts.cache_dir)
+        return build_golden(formats, job, opts.data, opts.golden_images, opts.seed, opts.data_dir, opts.cache_dir,
+                            plan)
 
 
 @contextlib.contextmanager

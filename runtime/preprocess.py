@@ -14,14 +14,10 @@ import numpy as np
 from PIL import Image
 
 from edgecls.errors import EdgeclsError
-from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb, upright_rgb
+from edgecls.imageops import DRAFT_MARGIN, open_rgb, resize_shorter_center_crop, to_rgb, upright_rgb
 from edgecls.spec import SHORTER_SIDE_CENTER_CROP, ModelSpec
 
 ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
-
-# Large JPEGs are decoded at a reduced DCT scale, but never below this multiple of the model's
-# input size: the final antialiased resize then removes the (tiny) difference scaling makes.
-DRAFT_MARGIN = 4
 
 
 def load_rgb(item: ImageInput, size: int) -> Image.Image:

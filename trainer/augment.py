@@ -6,6 +6,8 @@ bound by per-sample Python transforms (airbench's approach).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -23,6 +25,28 @@ def random_crop(x: torch.Tensor, padding: int, gen: torch.Generator) -> torch.Te
     rows = (dy[:, None] + torch.arange(h, device=x.device))[:, :, None]
     cols = (dx[:, None] + torch.arange(w, device=x.device))[:, None, :]
     return padded[torch.arange(n, device=x.device)[:, None, None], rows, cols]
+
+
+def random_resized_crop(x: torch.Tensor, scale: tuple[float, float], gen: torch.Generator) -> torch.Tensor:
+    """Per image, a random box of ``scale`` of its area and an aspect ratio in [3/4, 4/3] (log-uniform),
+    resized back to the full size bilinearly: torchvision's RandomResizedCrop for a whole batch in one
+    ``grid_sample``. For photos decoded at the input size, where a 4-pixel pad-crop is a shift of a few
+    per cent and teaches little."""
+    n, h, w, _ = x.shape
+    area = torch.empty(n, device=gen.device).uniform_(*scale, generator=gen)
+    log_ratio = torch.empty(n, device=gen.device).uniform_(math.log(3 / 4), math.log(4 / 3), generator=gen)
+    ratio = log_ratio.exp()
+    bw = (area * ratio).sqrt().clamp(max=1.0)  # box width and height as fractions of the image's
+    bh = (area / ratio).sqrt().clamp(max=1.0)
+    cx = (torch.rand(n, generator=gen, device=gen.device) * 2 - 1) * (1 - bw)  # centre, in [-1, 1] coordinates
+    cy = (torch.rand(n, generator=gen, device=gen.device) * 2 - 1) * (1 - bh)
+    theta = torch.zeros(n, 2, 3, device=gen.device)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = bw, cx, bh, cy
+    theta = theta.to(x.device)
+    grid = F.affine_grid(theta, [n, 3, h, w], align_corners=False)
+    out = F.grid_sample(x.permute(0, 3, 1, 2).float(), grid, mode="bilinear", padding_mode="border",
+                        align_corners=False)
+    return out.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
 
 
 def epoch_flips(n: int, mode: str, seed: int, epoch: int, gen: torch.Generator) -> torch.Tensor | None:
@@ -62,7 +86,10 @@ def cutout(x: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator,
                   flips: torch.Tensor | None) -> torch.Tensor:
     """``flips`` is this batch's slice of :func:`epoch_flips` (None: no flipping)."""
-    x = random_crop(x, cfg.crop_padding, gen)
+    if cfg.crop == "resized":
+        x = random_resized_crop(x, (cfg.min_scale, 1.0), gen)
+    else:
+        x = random_crop(x, cfg.crop_padding, gen)
     if flips is not None:
         x = apply_flips(x, flips)
     if cfg.cutout > 0:

@@ -73,7 +73,7 @@ def load_checkpoint(path: str | Path) -> tuple[nn.Module, dict]:
     payload = read_checkpoint(path)
     model, spec = model_from_payload(payload)
     meta = spec.to_dict()
-    meta.update(epoch=payload.get("epoch"), best_acc=payload.get("best_acc"), sha256=file_sha256(path),
+    meta.update(epoch=payload.get("epoch"), best_val_acc=payload.get("best_val_acc"), sha256=file_sha256(path),
                 edgecls_version=payload.get("edgecls_version"))
     return model, meta
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from edgecls.splits import DEFAULT_TEST_FRACTION, DEFAULT_VAL_FRACTION
+
 
 # (peak LR, weight decay) when not given: SGD for training from scratch; AdamW with the
 # fine-tuning tutorials' values.
@@ -15,9 +17,14 @@ SCHEDULES = ("onecycle", "cosine", "plateau", "triangle")
 TTA_LEVELS = ("none", "flip", "flip-translate")
 
 
+CROPS = ("auto", "pad", "resized")  # auto: `edgecls.trainer.data.inputs` picks from the images
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
+    crop: str = "auto"  # pad: pad-and-crop (thumbnails); resized: random-resized crop (photos)
     crop_padding: int = 4
+    min_scale: float = 0.35  # resized crops keep at least this share of the image's area
     flip: str = "alternate"  # alternate | random | none
     cutout: int = 0  # side of the square zeroed out; 0 disables
 
@@ -51,7 +58,10 @@ class TrainConfig:
     threads: int | None = None
     seed: int = 0
     limit_train: int | None = None
+    limit_val: int | None = None
     limit_test: int | None = None
+    val_fraction: float = DEFAULT_VAL_FRACTION  # held out of train when the data has no val/ folder
+    test_fraction: float = DEFAULT_TEST_FRACTION  # held out when the data is one folder of class folders
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     tensorboard: bool = False
     sync_bn: bool = False  # torchrun on GPUs: SyncBatchNorm across processes
@@ -93,7 +103,13 @@ class TrainConfig:
             (0 <= self.ema_decay < 1, "--ema must be in [0, 1)"),
             (0 <= self.label_smoothing < 1, "--label-smoothing must be in [0, 1)"),
             (self.limit_train is None or self.limit_train >= 1, "--limit-train must be at least 1"),
+            (self.limit_val is None or self.limit_val >= 1, "--limit-val must be at least 1"),
             (self.limit_test is None or self.limit_test >= 1, "--limit-test must be at least 1"),
+            (0 < self.val_fraction < 1, "--val-fraction must be in (0, 1)"),
+            (0 < self.test_fraction < 1, "--test-fraction must be in (0, 1)"),
+            (self.val_fraction + self.test_fraction < 1, "--val-fraction + --test-fraction must be below 1"),
+            (self.augment.crop in CROPS, f"--crop must be one of {', '.join(CROPS)}"),
+            (0 < self.augment.min_scale <= 1, "--min-scale must be in (0, 1]"),
         ]
         for ok, message in checks:
             if not ok:

@@ -9,9 +9,9 @@ import numpy as np
 from edgecls.errors import EdgeclsError
 from edgecls.scores import scores
 
-from .checkpoint import load_checkpoint
+from .checkpoint import load_checkpoint, read_checkpoint
 from .config import TTA_LEVELS
-from .data import load_data
+from .data import load_data, run_split_plan
 from .loop import DeviceData, predict_logits
 from .plots import plot_grid
 from .policy import resolve_policy, set_cpu_threads
@@ -26,7 +26,8 @@ def evaluate_checkpoint(ckpt: str | Path, data: str = "cifar10", data_dir: str |
     model, meta = load_checkpoint(ckpt)
     set_cpu_threads(None)
     policy = resolve_policy(device, "fp32")
-    splits = load_data(data, meta["input_size"], data_dir, cache_dir, need_train=False)
+    plan = run_split_plan(Path(ckpt), read_checkpoint(ckpt).get("config") or {}, data)
+    splits = load_data(data, meta["input_size"], data_dir, cache_dir, plan, need=("test",))
     classes = list(meta["classes"])
     splits.require_classes(classes)
     split = splits.test.subset(limit, 0)

@@ -32,7 +32,7 @@ BATCH = 256
 @dataclass
 class FeatureBank:
     views: list[torch.Tensor]  # (N, H, W, C) per augmented view of the training set
-    test: torch.Tensor  # (N_test, H, W, C), un-augmented
+    val: torch.Tensor  # (N_val, H, W, C), un-augmented: what each epoch is scored on
     folder: Path | None  # where the memory-mapped files live (disk mode)
 
     def view_for_epoch(self, epoch: int) -> torch.Tensor:
@@ -40,10 +40,10 @@ class FeatureBank:
 
     @property
     def nbytes(self) -> int:
-        return sum(v.numel() * v.element_size() for v in [*self.views, self.test])
+        return sum(v.numel() * v.element_size() for v in [*self.views, self.val])
 
     def close(self) -> None:
-        self.views, self.test = [], self.test[:0]
+        self.views, self.val = [], self.val[:0]
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
@@ -73,7 +73,7 @@ def encode(trunk: nn.Module, data: DeviceData, policy: ExecPolicy, store, desc: 
     return out
 
 
-def build_feature_bank(trunk: nn.Module, train: DeviceData, test: DeviceData, policy: ExecPolicy,
+def build_feature_bank(trunk: nn.Module, train: DeviceData, val: DeviceData, policy: ExecPolicy,
                        aug: AugmentConfig, seed: int, views: int, folder: Path | None) -> FeatureBank:
     """``folder`` None keeps features in memory; otherwise they go to memory-mapped files there."""
     trunk.eval()
@@ -90,8 +90,8 @@ def build_feature_bank(trunk: nn.Module, train: DeviceData, test: DeviceData, po
 
     bank = [encode(trunk, train, policy, store(f"view{v}"), f"caching view {v + 1}/{views}", aug, seed, v)
             for v in range(views)]
-    test_feats = encode(trunk, test, policy, store("test"), "caching test set")
-    return FeatureBank(bank, test_feats, folder)
+    val_feats = encode(trunk, val, policy, store("val"), "caching validation set")
+    return FeatureBank(bank, val_feats, folder)
 
 
 def feature_batches(features: torch.Tensor, labels: torch.Tensor, batch_size: int, gen: torch.Generator,

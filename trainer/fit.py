@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from edgecls.atomic import write_text_atomic
 from edgecls.errors import EdgeclsError
 from edgecls.progress import make_progress
 from edgecls.spec import ModelSpec
+from edgecls.splits import SPLIT_FILE, read_split, write_split
 
 from .augment import to_model_input
 from .checkpoint import read_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .data import DataSplits, load_data
+from .data import SHOWN_SKIPPED, DataSplits, ImageSet, SplitPlan, load_data
+from .data.profile import crop_for, profile_data
 from .distributed import World, check_batch, close_world, init_world, unwrap, wrap_model
 from .ema import make_ema
 from .feature_cache import FeatureBank, build_feature_bank, feature_batches, predict_features
@@ -38,9 +41,9 @@ class RunState:
 
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
-    best_acc: float = -1.0  # per-epoch check (policy autocast)
+    best_val_acc: float = -1.0  # per-epoch check on the validation split (policy autocast)
     best_epoch: int = 0
-    best_acc_fp32: float | None = None  # best.pt re-scored in fp32 at the end
+    final: dict = field(default_factory=dict)  # best.pt scored once at the end: val_acc and test_acc, fp32
 
     def epochs_since_best(self) -> int:
         return self.epoch - self.best_epoch
@@ -125,7 +128,7 @@ def save_run_checkpoint(path: Path, parts: StepParts, spec: ModelSpec, cfg: Trai
         optimizer=parts.optimizer.state_dict(), scheduler=parts.scheduler.state_dict(),
         scaler=parts.scaler.state_dict(), config=cfg.to_dict(), history=state.history,
         lookahead=parts.lookahead.state_dict() if parts.lookahead is not None else None,
-        best_acc=state.best_acc, best_epoch=state.best_epoch,
+        best_val_acc=state.best_val_acc, best_epoch=state.best_epoch,
     )
 
 
@@ -141,7 +144,7 @@ def restore(path: Path, parts: StepParts) -> RunState:
     parts.scaler.load_state_dict(payload["scaler"])
     if parts.lookahead is not None:
         parts.lookahead.load_state_dict(payload["lookahead"])
-    return RunState(payload["epoch"], list(payload["history"]), payload["best_acc"], payload["best_epoch"])
+    return RunState(payload["epoch"], list(payload["history"]), payload["best_val_acc"], payload["best_epoch"])
 
 
 def config_for_resume(path: Path) -> TrainConfig:
@@ -157,10 +160,9 @@ def write_metrics(out: Path, cfg: TrainConfig, spec: ModelSpec, state: RunState,
                   extra: dict | None = None) -> dict:
     metrics = {**(extra or {}),
         "model": cfg.model, "data": cfg.data, "policy": policy.describe(), "classes": list(spec.classes),
-        "tta": cfg.tta,
-        "epochs": state.history, "best_epoch": state.best_epoch,
-        "best_acc": state.best_acc_fp32 if state.best_acc_fp32 is not None else state.best_acc,
-        "best_acc_epoch_check": state.best_acc, "epoch_eval_precision": policy.describe(),
+        "input_size": spec.input_size, "crop": cfg.augment.crop, "tta": cfg.tta,
+        "epochs": state.history, "best_epoch": state.best_epoch, "best_val_acc_epoch_check": state.best_val_acc,
+        **state.final, "epoch_eval_precision": policy.describe(),
         "wall_s": state.history[-1]["wall_s"] if state.history else 0.0,
     }
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2))
@@ -176,7 +178,8 @@ class Run:
     policy: ExecPolicy
     parts: StepParts
     train_data: DeviceData
-    test_data: DeviceData
+    val_data: DeviceData  # scored every epoch: best.pt, --patience and the plateau schedule follow it
+    test_data: DeviceData  # scored once, at the end, for best.pt
     out: Path
     log: Callable[[str], None]
     arch: dict = field(default_factory=dict)  # model_kwargs stored in checkpoints
@@ -196,30 +199,55 @@ def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
     if cfg.sync_bn and world.active and policy.device.type != "cuda":
         raise EdgeclsError("--sync-bn needs CUDA GPUs: PyTorch's SyncBatchNorm has no CPU implementation")
     init = resolve_init(cfg.init, cfg.model) if cfg.init else None
+    out = Path(cfg.out)
     if not world.main:
         world.barrier()  # rank 0 decodes and caches the images first
-    splits = load_data(cfg.data, input_size(cfg), cfg.data_dir, cfg.cache_dir)
+    splits = load_run_data(cfg, out)
     if world.main:
+        write_split(out / SPLIT_FILE, splits.record)
         world.barrier()
     spec = build_spec(cfg, splits, init)
-    train_set = splits.train.subset(cfg.limit_train, cfg.seed)
-    test_set = splits.test.subset(cfg.limit_test, cfg.seed)
-    train_data = DeviceData.from_numpy(train_set.images, train_set.labels, spec.mean, spec.std, policy.device)
-    test_data = DeviceData.from_numpy(test_set.images, test_set.labels, spec.mean, spec.std, policy.device)
-    steps = len(train_data) // min(cfg.batch_size, len(train_data))
-    out = Path(cfg.out)
+    sets = {"train": splits.train.subset(cfg.limit_train, cfg.seed), "val": splits.val.subset(cfg.limit_val, cfg.seed),
+            "test": splits.test.subset(cfg.limit_test, cfg.seed)}
+    data = {name: DeviceData.from_numpy(s.images, s.labels, spec.mean, spec.std, policy.device)
+            for name, s in sets.items()}
+    steps = len(data["train"]) // min(cfg.batch_size, len(data["train"]))
     processes = f", {world.size} processes × {cfg.batch_size // world.size} images" if world.active else ""
-    log(f"{cfg.model} on {splits.source}: {len(train_data)} train / {len(test_data)} test images, "
+    log(f"{cfg.model} on {splits.source} at {spec.input_size} px ({cfg.augment.crop} crops): "
+        f"{' / '.join(f'{len(d)} {n}' for n, d in data.items())} images ({splits.record.layout} split), "
         f"{policy.describe()}, {threads} threads{processes}, out {out}")
+    log_data_report(splits, sets["train"], log)
     writer = make_tensorboard(out) if cfg.tensorboard and world.main else None
     arch = model_kwargs(cfg, init)
     parts = build_parts(cfg, spec, policy, steps, init, sync_bn=cfg.sync_bn and world.active,
-                        init_data=train_data)
-    run = Run(cfg, spec, policy, parts, train_data, test_data, out, log, arch, writer=writer, world=world)
+                        init_data=data["train"])
+    run = Run(cfg, spec, policy, parts, data["train"], data["val"], data["test"], out, log, arch, writer=writer,
+              world=world)
+    run.info["split"] = {**splits.record.counts(), "layout": splits.record.layout, **splits.info}
     if parts.freeze is not None:
         log(f"fine-tuning from {init.source if init else 'scratch'}: frozen {', '.join(parts.freeze.frozen)}")
     attach_feature_bank(run)
     return run
+
+
+def load_run_data(cfg: TrainConfig, out: Path) -> DataSplits:
+    """The run's splits: those its folder already records (a resumed run), else a fresh stratified draw."""
+    recorded = out / SPLIT_FILE
+    record = read_split(recorded) if recorded.is_file() else None
+    plan = SplitPlan(cfg.val_fraction, cfg.test_fraction, cfg.seed, record)
+    return load_data(cfg.data, input_size(cfg), cfg.data_dir, cfg.cache_dir, plan)
+
+
+def log_data_report(splits: DataSplits, train: ImageSet, log) -> None:
+    """What a person should know about their folder before the epochs start: skipped files, imbalance."""
+    info = splits.info
+    if info.get("skipped"):
+        named = "; ".join(f"{key} ({reason})" for key, reason in info["skipped_first"])
+        more = f" and {info['skipped'] - SHOWN_SKIPPED} more (all in split.json)" if info["skipped"] > SHOWN_SKIPPED else ""
+        log(f"skipped {info['skipped']} file(s) that are not readable images: {named}{more}")
+    counts = np.bincount(train.labels, minlength=len(train.classes))
+    if counts.max() >= 1.5 * max(1, counts.min()):
+        log("imbalanced classes (training images): " + ", ".join(f"{c} {n}" for c, n in zip(train.classes, counts)))
 
 
 def attach_feature_bank(run: Run) -> None:
@@ -229,7 +257,7 @@ def attach_feature_bank(run: Run) -> None:
         return
     started = time.perf_counter()
     folder = run.out / f"feature-cache-{run.world.rank}" if cfg.feature_cache == "disk" else None
-    run.bank = build_feature_bank(plan.trunk(), run.train_data, run.test_data, run.policy, cfg.augment,
+    run.bank = build_feature_bank(plan.trunk(), run.train_data, run.val_data, run.policy, cfg.augment,
                                   cfg.seed, cfg.cache_views, folder)
     seconds = time.perf_counter() - started
     run.info["feature_cache"] = {"views": cfg.cache_views, "bytes": run.bank.nbytes, "build_s": round(seconds, 2),
@@ -251,6 +279,8 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict
         cfg.out = world.broadcast(str(Path(cfg.out) if cfg.out else default_run_dir(cfg.model)))
         if cfg.data != "cifar10":
             cfg.data = str(Path(cfg.data).expanduser().resolve())  # checkpoints name data usable from anywhere
+        if cfg.augment.crop == "auto":
+            cfg.augment = replace(cfg.augment, crop=crop_for(profile_data(cfg.data, cfg.seed)))
         run = prepare_run(cfg, log, world)
         state = restore(Path(resume), run.parts) if resume is not None else RunState()
         distribute(run)
@@ -300,28 +330,28 @@ def run_epoch(run: Run, state: RunState, progress, task, t_start: float) -> None
     end_epoch(run.parts.scheduler, acc)
     now = time.perf_counter()
     state.epoch = epoch
-    state.history.append({"epoch": epoch, "train_loss": round(loss, 5), "test_acc": round(acc, 5),
+    state.history.append({"epoch": epoch, "train_loss": round(loss, 5), "val_acc": round(acc, 5),
                           "train_img_per_s": round(img_s, 1), "epoch_s": round(now - started, 2),
                           "wall_s": round(now - t_start, 2), "lr": run.parts.scheduler.get_last_lr()[0]})
-    improved = acc > state.best_acc
+    improved = acc > state.best_val_acc
     if improved:
-        state.best_acc, state.best_epoch = acc, epoch
+        state.best_val_acc, state.best_epoch = acc, epoch
     if run.world.main:
         save_outputs(run, state, weights, improved)
-    run.log(f"epoch {epoch:3d}/{cfg.epochs}  loss {loss:.4f}  test {acc:.2%}{' *' if improved else '  '} "
-            f"best {state.best_acc:.2%}  {img_s:.0f} img/s  {now - started:.1f}s  wall {now - t_start:.0f}s")
+    run.log(f"epoch {epoch:3d}/{cfg.epochs}  loss {loss:.4f}  val {acc:.2%}{' *' if improved else '  '} "
+            f"best {state.best_val_acc:.2%}  {img_s:.0f} img/s  {now - started:.1f}s  wall {now - t_start:.0f}s")
 
 
 def save_outputs(run: Run, state: RunState, weights: torch.nn.Module, improved: bool) -> None:
     """Rank 0's job: best.pt when improved, last.pt, metrics.json and TensorBoard every epoch."""
     cfg, epoch = run.cfg, state.epoch
     if improved:
-        save_checkpoint(run.out / "best.pt", weights, run.spec, epoch, best_acc=state.best_acc,
+        save_checkpoint(run.out / "best.pt", weights, run.spec, epoch, best_val_acc=state.best_val_acc,
                         config=cfg.to_dict(), model_kwargs=run.arch)
     save_run_checkpoint(run.out / "last.pt", run.parts, run.spec, cfg, state, run.arch)
     write_metrics(run.out, cfg, run.spec, state, run.policy, run.info)
     if run.writer is not None:
-        for key in ("train_loss", "test_acc", "train_img_per_s"):
+        for key in ("train_loss", "val_acc", "train_img_per_s"):
             run.writer.add_scalar(key, state.history[-1][key], epoch)
 
 
@@ -343,18 +373,18 @@ Scorer = Callable[[int, int], torch.Tensor]  # (start, stop) → float logits of
 
 
 def epoch_accuracy(run: Run, weights: torch.nn.Module) -> float:
-    """Test accuracy under the policy's autocast, from cached features when there are some; every
+    """Validation accuracy under the policy's autocast, from cached features when there are some; every
     rank gets the same number, whatever the number of ranks (see :func:`sharded_predictions`)."""
-    preds = sharded_predictions(epoch_scorer(run, weights), len(run.test_data), run.world, run.policy.device)
-    return (preds == run.test_data.labels.cpu()).sum().item() / max(1, len(run.test_data))
+    preds = sharded_predictions(epoch_scorer(run, weights), len(run.val_data), run.world, run.policy.device)
+    return (preds == run.val_data.labels.cpu()).sum().item() / max(1, len(run.val_data))
 
 
 def epoch_scorer(run: Run, weights: torch.nn.Module) -> Scorer:
-    """The whole model on the test images, or its trainable tail on their cached trunk features."""
+    """The whole model on the validation images, or its trainable tail on their cached trunk features."""
     if run.bank is None:
-        return model_scorer(weights, run.test_data, run.policy, amp=True)
+        return model_scorer(weights, run.val_data, run.policy, amp=True)
     tail = torch.nn.Sequential(*(m for _, m in split_stages(weights)[run.parts.freeze.prefix_len:]))
-    return lambda start, stop: predict_features(tail, run.bank.test[start:stop], run.policy, EVAL_BATCH)
+    return lambda start, stop: predict_features(tail, run.bank.val[start:stop], run.policy, EVAL_BATCH)
 
 
 def model_scorer(model: torch.nn.Module, data: DeviceData, policy: ExecPolicy, tta: str = "none",
@@ -381,8 +411,8 @@ def sharded_predictions(score: Scorer, n: int, world: World, device: torch.devic
 
 
 def finish_run(run: Run, state: RunState) -> None:
-    """Re-score best.pt in fp32 with the run's test-time augmentation (without it, what `edgecls eval`
-    and FP32 exports report) and draw the plots."""
+    """Score best.pt in fp32 with the run's test-time augmentation (without it, what `edgecls eval` and
+    FP32 exports report): on validation, and on the test split for the first and only time; draw the plots."""
     from .checkpoint import load_checkpoint
     from .plots import plot_confusion, plot_curves
 
@@ -390,8 +420,11 @@ def finish_run(run: Run, state: RunState) -> None:
         run.bank.close()
     plot_curves(state.history, run.out / "curves.png")
     best_model, _ = load_checkpoint(run.out / "best.pt")
-    logits = predict_logits(best_model.to(run.policy.device), run.test_data, run.policy, tta=run.cfg.tta)
-    state.best_acc_fp32 = accuracy(logits, run.test_data.labels)
+    best_model = best_model.to(run.policy.device)
+    val_logits = predict_logits(best_model, run.val_data, run.policy, tta=run.cfg.tta)
+    logits = predict_logits(best_model, run.test_data, run.policy, tta=run.cfg.tta)
+    state.final = {"val_acc": accuracy(val_logits, run.val_data.labels),
+                   "test_acc": accuracy(logits, run.test_data.labels)}
     labels = run.test_data.labels.cpu().numpy()
     plot_confusion(logits.argmax(1).numpy(), labels, run.spec.classes, run.out / "confusion.png")
 

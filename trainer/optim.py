@@ -72,7 +72,7 @@ class LrSchedule:
         return lr_factor(step, self.total_steps, self.warmup_steps, self.schedule) * self.scale
 
     def end_epoch(self, acc: float) -> None:
-        """ReduceLROnPlateau on test accuracy (mode max): cut the LR after ``patience`` flat epochs."""
+        """ReduceLROnPlateau on validation accuracy (mode max): cut the LR after ``patience`` flat epochs."""
         if self.schedule != "plateau":
             return
         if acc > self.best_acc:

@@ -32,8 +32,8 @@ def plot_curves(history: list[dict], path: Path) -> None:
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [h["train_loss"] for h in history], marker=".")
     ax_loss.set(title="train loss", xlabel="epoch")
-    ax_acc.plot(epochs, [100 * h["test_acc"] for h in history], marker=".", color="tab:green")
-    ax_acc.set(title="test accuracy (%)", xlabel="epoch")
+    ax_acc.plot(epochs, [100 * h["val_acc"] for h in history], marker=".", color="tab:green")
+    ax_acc.set(title="validation accuracy (%)", xlabel="epoch")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     _save(fig, path)

@@ -9,9 +9,11 @@ batch 512 and lr 0.75: the same step per example and, with twice the steps, the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields, replace
 
-from .config import AugmentConfig, TrainConfig
+from .config import OPTIMIZER_DEFAULTS, AugmentConfig, TrainConfig
+from .data.profile import DataProfile, crop_for
 
 DEFAULT_MODEL = "airbench"  # wins time-to-accuracy on a CPU: benchmarks/results/time-to-accuracy-*.csv
 
@@ -30,14 +32,44 @@ RECIPES: dict[str, dict] = {
 
 AUGMENT_FLAGS = tuple(f.name for f in fields(AugmentConfig))
 
+# Photos (`DataProfile.kind`): a recipe's thumbnail settings changed where photos need it. The numbers
+# and the runs that chose them: benchmarks/results/photos-*.md.
+PHOTO_IMG_SIZE = 64
+PHOTO_BATCH = 64  # a few thousand photos make a few dozen steps per epoch, not 3 at batch 512
+PHOTO_IMAGES_SEEN = 100_000  # epochs = this / training images, within [recipe epochs, PHOTO_MAX_EPOCHS]
+PHOTO_MAX_EPOCHS = 100
 
-def recipe_config(model: str | None = None, **given) -> TrainConfig:
-    """A config for ``model`` (default :data:`DEFAULT_MODEL`): its recipe, then every ``given``
-    value that is not None. Augmentation flags (crop_padding, flip, cutout) may be given flat; a given
-    ``arch`` changes only the builder switches it names."""
+
+def photo_settings(recipe: dict, given: dict, profile: DataProfile) -> dict:
+    """Input size, batch and epochs for a photo folder. The learning rate follows the batch (linear
+    scaling), so the recipe's step per image is kept; values the user gave stay as given."""
+    base = TrainConfig()
+    fractions = {k: given.get(k) or getattr(base, k) for k in ("val_fraction", "test_fraction")}
+    held = {"given": 0.0, "val-held-out": fractions["val_fraction"],
+            "drawn": fractions["val_fraction"] + fractions["test_fraction"]}[profile.layout]
+    train_images = max(1, round(profile.train_images * (1 - held)))
+    epochs = min(PHOTO_MAX_EPOCHS, max(recipe.get("epochs", base.epochs), math.ceil(PHOTO_IMAGES_SEEN / train_images)))
+    batch = given.get("batch_size") or PHOTO_BATCH
+    settings = {"img_size": PHOTO_IMG_SIZE, "batch_size": batch, "epochs": epochs, "tta": "flip"}
+    optimizer = given.get("optimizer") or recipe.get("optimizer", base.optimizer)
+    peak = recipe["lr"] if "lr" in recipe else OPTIMIZER_DEFAULTS[optimizer][0]
+    if optimizer == "sgd":
+        settings["lr"] = peak * batch / recipe.get("batch_size", base.batch_size)
+    return settings
+
+
+def recipe_config(model: str | None = None, profile: DataProfile | None = None, **given) -> TrainConfig:
+    """A config for ``model`` (default :data:`DEFAULT_MODEL`): its recipe, changed for photos when
+    ``profile`` says the data is photos, then every ``given`` value that is not None. Augmentation flags
+    (crop, crop_padding, min_scale, flip, cutout) may be given flat; a given ``arch`` changes only the
+    builder switches it names."""
     model = model or DEFAULT_MODEL
     recipe = dict(RECIPES.get(model, {}))
     augment = recipe.pop("augment", AugmentConfig())
+    if profile is not None:
+        if profile.kind == "photo":
+            recipe.update(photo_settings(recipe, given, profile))
+        augment = replace(augment, crop=crop_for(profile))
     flat_augment = {k: given.pop(k) for k in AUGMENT_FLAGS if k in given}
     augment = replace(augment, **{k: v for k, v in flat_augment.items() if v is not None})
     arch = {**recipe.pop("arch", {}), **(given.pop("arch", None) or {})}

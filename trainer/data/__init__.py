@@ -1,10 +1,15 @@
-"""Datasets decoded once into uint8 arrays; see ``load_data``."""
+"""Datasets decoded once into uint8 arrays and cut into the run's splits; see ``load_data``."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from edgecls.splits import SPLITS
+
+from .splitting import SplitPlan, cut_splits, run_split_plan
 from .types import DataSplits, ImageSet
+
+SHOWN_SKIPPED = 5  # files named in a run's summary; the split record lists every one
 
 
 def default_cache_dir() -> Path:
@@ -14,37 +19,27 @@ def default_cache_dir() -> Path:
 
 
 def load_data(data: str, size: int, data_dir: Path | None = None, cache_dir: Path | None = None,
-              need_train: bool = True) -> DataSplits:
-    """``data`` is ``cifar10`` (torchvision download) or a path to an image folder.
-
-    With ``need_train=False`` only the test split is read (``train`` is None).
-    """
+              plan: SplitPlan = SplitPlan(), need: tuple[str, ...] = SPLITS) -> DataSplits:
+    """``data`` is ``cifar10`` (torchvision download) or a path to an image folder: ``train/``, ``test/``
+    (and ``val/``) of class folders, or one folder of class folders. Only the splits in ``need`` are
+    filled in (the others are None) and only the folders they come from are decoded."""
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir() / "decoded"
     if data == "cifar10":
-        from .cifar import load_cifar10
+        from .cifar import cifar10_pools
 
-        splits = load_cifar10(Path(data_dir) if data_dir else default_cache_dir() / "cifar10", need_train)
-        if size != 32:
-            splits = _resize_splits(splits, size)
-        return splits
-    from .folder import load_image_folder
+        pools = cifar10_pools(Path(data_dir) if data_dir else default_cache_dir() / "cifar10", size, need)
+        layout, source, skipped, info = "val-held-out", "cifar10", [], {}
+    else:
+        from .folder import folder_pools
 
-    return load_image_folder(data, size, cache_dir, need_train)
+        root = Path(data).expanduser().resolve()
+        pools, layout, skipped, info = folder_pools(root, size, cache_dir, need)
+        source = str(root)
+    splits = cut_splits(pools, layout, plan, source, skipped)
+    for name in SPLITS:
+        if name not in need:
+            setattr(splits, name, None)
+    splits.info = {**info, "skipped": len(skipped), "skipped_first": [list(s) for s in skipped[:SHOWN_SKIPPED]]}
+    return splits
 
-
-def _resize_splits(splits: DataSplits, size: int) -> DataSplits:
-    import numpy as np
-    from PIL import Image
-
-    from edgecls.imageops import resize_shorter_center_crop
-
-    def resize(s: ImageSet | None) -> ImageSet | None:
-        if s is None:
-            return None
-        imgs = np.stack([np.asarray(resize_shorter_center_crop(Image.fromarray(a), size)) for a in s.images])
-        return ImageSet(imgs, s.labels, s.classes)
-
-    return DataSplits(resize(splits.train), resize(splits.test), splits.source)
-
-
-__all__ = ["DataSplits", "ImageSet", "default_cache_dir", "load_data"]
+__all__ = ["DataSplits", "ImageSet", "SplitPlan", "default_cache_dir", "load_data", "run_split_plan"]

@@ -1,42 +1,68 @@
-"""Image-folder datasets (``ROOT/{train,test}/<class>/*``), decoded once into a uint8 cache."""
+"""Image folders decoded once at the model's input size into a disk cache, junk skipped and counted.
+
+A folder of class folders is decoded by `decode_folder`; `load_image_folder` then cuts the run's
+splits from it (`edgecls.splits`). Decoding reads each file once, in worker processes: its bytes
+give the sha256 the split record keeps, and the pixels come from `edgecls.imageops.model_pixels`,
+the runtime's own decode, so a photo reaches the model with the same pixels in training and in
+`edgecls infer`.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
+import shutil
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from edgecls.atomic import atomic_path
+from edgecls.atomic import write_text_atomic
 from edgecls.errors import EdgeclsError
-from edgecls.host import usable_cores
-from edgecls.imagefolder import class_folders, image_files
-from edgecls.imageops import UnreadableImage, open_rgb, resize_shorter_center_crop
+from edgecls.host import available_memory_bytes, usable_cores
+from edgecls.imagefolder import class_files, class_folders
+from edgecls.imageops import UnreadableImage, model_pixels, pillow_decoding
 
-from .types import DataSplits, ImageSet
+CACHE_FORMAT = 2
+IMAGES_FILE, META_FILE = "images.npy", "meta.json"
+# A decoded set is held in memory when it takes at most this share of the memory available at the
+# start (the splits are cut from it, so the peak is about twice its size); above it, the cache and
+# each split are memory-mapped from disk and the OS pages them in.
+MEMORY_SHARE = 1 / 3
+POOL_MIN_FILES = 256  # below this, a process pool's start-up costs more than it saves
+WORKERS_MAX = 8
 
-CACHE_FORMAT = 1
+
+@dataclass
+class DecodedFolder:
+    """The readable images of one folder of class folders; keys are paths relative to the data root."""
+
+    images: np.ndarray  # (N, S, S, 3) uint8, memory-mapped when large
+    labels: np.ndarray
+    classes: tuple[str, ...]
+    keys: list[str]
+    digests: list[str]
+    shorter_sides: np.ndarray  # each source image's shorter side, in pixels
+    skipped: list[tuple[str, str]]  # (key, reason) of each file that is not a readable image
 
 
-def scan_split(split_dir: Path) -> tuple[list[Path], list[int], tuple[str, ...]]:
-    """List image files by class; classes are the sorted sub-folder names."""
-    if not split_dir.is_dir():
-        raise EdgeclsError(f"missing folder {split_dir} (expected <data>/train/<class>/* and <data>/test/<class>/*)")
-    classes = tuple(d.name for d in class_folders(split_dir))
+def scan_classes(folder: Path) -> tuple[list[Path], list[int], tuple[str, ...], list[Path]]:
+    """Image files with their labels, the class names (sorted sub-folder names) and the other files."""
+    if not folder.is_dir():
+        raise EdgeclsError(f"missing folder {folder}")
+    classes = tuple(d.name for d in class_folders(folder))
     if not classes:
-        raise EdgeclsError(f"no class folders in {split_dir}")
-    files: list[Path] = []
-    labels: list[int] = []
+        raise EdgeclsError(f"no class folders in {folder} (expected {folder}/<class>/*.jpg, one folder per class)")
+    files, labels, others = [], [], []
     for index, name in enumerate(classes):
-        found = image_files(split_dir / name)
-        if not found:
-            raise EdgeclsError(f"class folder {split_dir / name} has no images")
-        files += found
-        labels += [index] * len(found)
-    return files, labels, classes
+        images, rest = class_files(folder / name)
+        files += images
+        labels += [index] * len(images)
+        others += rest
+    return files, labels, classes, others
 
 
 def fingerprint(files: list[Path], root: Path, size: int) -> str:
@@ -48,64 +74,154 @@ def fingerprint(files: list[Path], root: Path, size: int) -> str:
     return h.hexdigest()[:24]
 
 
-def decode_one(args: tuple[str, int]) -> np.ndarray:
-    path, size = args
+def decode_file(job: tuple[str, int]) -> tuple[np.ndarray | None, str, int, str]:
+    """(pixels or None, sha256, shorter side, reason it was skipped) of one file; never raises for a bad file."""
+    path, size = job
+    data = Path(path).read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if not data:
+        return None, digest, 0, "empty file (0 bytes)"
     try:
-        img = resize_shorter_center_crop(open_rgb(path), size)
-    except UnreadableImage as e:  # whatever Pillow raised on this file; a bug of ours propagates
-        raise EdgeclsError(f"cannot decode image {path}: {e}") from None
-    return np.asarray(img, dtype=np.uint8)
+        with pillow_decoding(), Image.open(io.BytesIO(data)) as header:
+            shorter = min(header.size)
+        pixels = np.asarray(model_pixels(io.BytesIO(data), size), dtype=np.uint8)
+    except UnreadableImage as e:
+        return None, digest, 0, str(e)
+    return pixels, digest, shorter, ""
 
 
-def decode_files(files: list[Path], size: int, desc: str) -> np.ndarray:
-    """Decode in worker processes: JPEG decoding is the only slow part and it parallelises."""
+def decode_folder(folder: Path, root: Path, size: int, cache_dir: Path) -> DecodedFolder:
+    """``folder``'s class folders decoded at ``size``, from the cache when nothing changed since."""
+    files, labels, classes, others = scan_classes(folder)
+    entry = Path(cache_dir) / fingerprint(files, root, size)
+    if not (entry / META_FILE).is_file():
+        _decode_into(entry, files, labels, root, size, f"decoding {folder.name} ({len(files)} files)")
+    meta = json.loads((entry / META_FILE).read_text())
+    images = _open_images(entry / IMAGES_FILE)
+    ok = np.asarray(meta["ok"], dtype=np.int64)
+    skipped = [tuple(s) for s in meta["skipped"]] + [(str(p.relative_to(root)), "not an image file") for p in others]
+    decoded = DecodedFolder(images, np.asarray(labels, dtype=np.int64)[ok], classes,
+                            [meta["keys"][i] for i in ok], [meta["digests"][i] for i in ok],
+                            np.asarray(meta["shorter_sides"], dtype=np.int64)[ok], skipped)
+    decoded.images = images if len(ok) == len(files) else take_rows(images, ok, entry, "readable")
+    require_every_class(decoded, folder)
+    return decoded
+
+
+def require_every_class(decoded: DecodedFolder, folder: Path) -> None:
+    """A class with no readable image cannot be learnt or scored: stop before training starts."""
+    counts = np.bincount(decoded.labels, minlength=len(decoded.classes))
+    empty = [name for name, n in zip(decoded.classes, counts) if n == 0]
+    if empty:
+        raise EdgeclsError(f"class folder(s) with no readable image in {folder}: {', '.join(empty)}")
+
+
+def _decode_into(entry: Path, files: list[Path], labels: list[int], root: Path, size: int, desc: str) -> None:
+    """Decode straight into a memory-mapped file (never the whole set in memory), then publish the
+    cache entry with one rename."""
     from edgecls.progress import track
 
-    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    tmp = entry.with_name(entry.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    out = np.lib.format.open_memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
+    digests, sides, ok, skipped = [], [], [], []
+    for i, (pixels, digest, side, reason) in enumerate(track(_decoded(files, size), total=len(files), desc=desc)):
+        digests.append(digest)
+        sides.append(side)
+        if pixels is None:
+            skipped.append((str(files[i].relative_to(root)), reason))
+        else:
+            out[i] = pixels
+            ok.append(i)
+    out.flush()
+    del out
+    meta = {"keys": [str(p.relative_to(root)) for p in files], "digests": digests, "shorter_sides": sides,
+            "ok": ok, "skipped": skipped, "size": size}
+    write_text_atomic(tmp / META_FILE, json.dumps(meta))
+    shutil.rmtree(entry, ignore_errors=True)
+    tmp.rename(entry)
+
+
+def _decoded(files: list[Path], size: int):
+    """Each file's `decode_file` result in order: in worker processes, as JPEG decoding parallelises."""
     jobs = [(str(p), size) for p in files]
-    workers = min(usable_cores(), 8)
-    if len(files) < 2000 or workers < 2:
-        for i, arr in enumerate(track(map(decode_one, jobs), total=len(files), desc=desc)):
-            out[i] = arr
-        return out
+    workers = min(usable_cores(), WORKERS_MAX)
+    if len(files) < POOL_MIN_FILES or workers < 2:
+        yield from map(decode_file, jobs)
+        return
     with ProcessPoolExecutor(workers) as pool:
         try:
-            for i, arr in enumerate(track(pool.map(decode_one, jobs, chunksize=256), total=len(files), desc=desc)):
-                out[i] = arr
+            yield from pool.map(decode_file, jobs, chunksize=64)
         except BaseException:
             pool.shutdown(cancel_futures=True)
             raise
-    return out
 
 
-def load_split(root: Path, split: str, size: int, cache_dir: Path) -> ImageSet:
-    files, labels, classes = scan_split(root / split)
-    key = fingerprint(files, root, size)
-    cache_file = cache_dir / f"{key}.npz"
-    if cache_file.exists():
-        with np.load(cache_file) as z:
-            return ImageSet(z["images"], z["labels"], tuple(json.loads(str(z["classes"]))), tuple(files))
-    images = decode_files(files, size, desc=f"decoding {split} ({len(files)} images)")
-    data = ImageSet(images, np.asarray(labels, dtype=np.int64), classes, tuple(files))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(cache_file) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, images=data.images, labels=data.labels, classes=json.dumps(list(classes)))
-    return data
+def fits_in_memory(nbytes: int) -> bool:
+    available = available_memory_bytes()
+    return available is None or nbytes <= MEMORY_SHARE * available
 
 
-def load_image_folder(root: str | os.PathLike, size: int, cache_dir: Path, need_train: bool = True) -> DataSplits:
-    root = Path(root).expanduser().resolve()
-    if not root.exists():
-        raise EdgeclsError(f"data folder {root} does not exist")
+def _open_images(path: Path) -> np.ndarray:
+    """The whole cache in memory when it fits (`MEMORY_SHARE`), else mapped copy-on-write from disk."""
+    mapped = np.load(path, mmap_mode="r")
+    if fits_in_memory(mapped.nbytes):
+        return np.array(mapped)
+    return np.load(path, mmap_mode="c")
+
+
+def take_rows(images: np.ndarray, rows: np.ndarray, entry: Path, name: str) -> np.ndarray:
+    """``images[rows]``: in memory, or for a memory-mapped cache a mapped file of its own beside it,
+    copied in chunks so memory never holds the split."""
+    if not isinstance(images, np.memmap):
+        return images[rows]
+    key = hashlib.sha256(np.ascontiguousarray(rows).tobytes()).hexdigest()[:16]
+    path = entry / f"{name}-{key}.npy"
+    if not path.is_file():
+        tmp = path.with_suffix(".partial.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), *images.shape[1:]))
+        for start in range(0, len(rows), 1024):
+            out[start:start + 1024] = images[rows[start:start + 1024]]
+        out.flush()
+        del out
+        tmp.rename(path)
+    return np.load(path, mmap_mode="c")
+
+
+def folder_pools(root: Path, size: int, cache_dir: Path, need: tuple[str, ...]) -> tuple[dict, str, list, dict]:
+    """The decoded pools `cut_splits` takes for ``need``, the layout (`edgecls.splits.LAYOUTS`), the files
+    skipped, and what the images were like.
+
+    ``ROOT/train`` (with ``test``, optionally ``val``) is a split the user made; anything else is one
+    folder of class folders the run splits itself."""
+    from .types import ImageSet
+
     if not root.is_dir():
-        raise EdgeclsError(f"--data {root} is not a folder")
-    test = load_split(root, "test", size, cache_dir)
-    if not need_train:
-        return DataSplits(None, test, source=str(root))
-    train = load_split(root, "train", size, cache_dir)
-    if train.classes != test.classes:
-        only_train = sorted(set(train.classes) - set(test.classes))
-        only_test = sorted(set(test.classes) - set(train.classes))
-        raise EdgeclsError(f"train and test class folders differ (only in train: {only_train}, only in test: {only_test})")
-    return DataSplits(train, test, source=str(root))
+        raise EdgeclsError(f"data folder {root} does not exist" if not root.exists() else f"--data {root} is not a folder")
+    if (root / "train").is_dir():
+        if not (root / "test").is_dir():
+            raise EdgeclsError(f"{root} has train/ but no test/ (give both, or one folder of class folders)")
+        given = [name for name in ("train", "val", "test") if (root / name).is_dir()]
+        source_of = {name: name if name in given else "train" for name in ("train", "val", "test")}
+        folders = sorted({source_of[name] for name in need}, key=given.index)
+        layout = "given" if "val" in given else "val-held-out"
+    else:
+        folders, layout = ["all"], "drawn"
+    pools, skipped, sides = {}, [], []
+    for name in folders:
+        decoded = decode_folder(root if name == "all" else root / name, root, size, cache_dir)
+        pools[name] = ImageSet(decoded.images, decoded.labels, decoded.classes, tuple(root / k for k in decoded.keys),
+                               tuple(decoded.keys), tuple(decoded.digests))
+        skipped += decoded.skipped
+        sides.append(decoded.shorter_sides)
+    classes = {pool.classes for pool in pools.values()}
+    if len(classes) > 1:
+        raise EdgeclsError(f"the class folders of {root}'s splits differ: "
+                           + "; ".join(f"{n}: {', '.join(p.classes)}" for n, p in pools.items()))
+    return pools, layout, skipped, size_summary(np.concatenate(sides))
+
+
+def size_summary(shorter_sides: np.ndarray) -> dict:
+    return {"shorter_side_px": {"min": int(shorter_sides.min()), "median": int(np.median(shorter_sides)),
+                                "max": int(shorter_sides.max())}} if len(shorter_sides) else {}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from edgecls.imagefolder import subset_indices
+from edgecls.splits import SplitRecord
 
 
 @dataclass
@@ -16,28 +17,40 @@ class ImageSet:
     labels: np.ndarray  # (N,) int64
     classes: tuple[str, ...]
     files: tuple[Path, ...] | None = None  # the encoded source files, where the data came from files
+    keys: tuple[str, ...] | None = None  # each image's name in the split record
+    digests: tuple[str, ...] | None = None  # sha256 of each image's source bytes
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, idx: np.ndarray) -> "ImageSet":
+        def pick(values):
+            return tuple(values[i] for i in idx) if values is not None else None
+
+        return ImageSet(self.images[idx], self.labels[idx], self.classes, pick(self.files), pick(self.keys),
+                        pick(self.digests))
+
     def subset(self, count: int | None, seed: int) -> "ImageSet":
         """A seeded random subset in the original order (all of it when ``count`` is None or not smaller)."""
         idx = subset_indices(len(self), count, seed)
-        if idx is None:
-            return self
-        files = tuple(self.files[i] for i in idx) if self.files is not None else None
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, files)
+        return self if idx is None else self.take(idx)
 
 
 @dataclass
 class DataSplits:
-    train: ImageSet | None  # None when only the test split was asked for
-    test: ImageSet
+    """A run's splits: ``train`` to learn from, ``val`` to select on, ``test`` to score once. A split
+    that was not asked for is None."""
+
+    train: ImageSet | None
+    val: ImageSet | None
+    test: ImageSet | None
     source: str
+    record: SplitRecord | None = None
+    info: dict = field(default_factory=dict)  # what the data looked like: sizes, skipped files
 
     @property
     def classes(self) -> tuple[str, ...]:
-        return self.test.classes
+        return next(s.classes for s in (self.train, self.val, self.test) if s is not None)
 
     def require_classes(self, expected) -> None:
         """A model can only be scored on data with its own class list, in its own order."""
