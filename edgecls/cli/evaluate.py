@@ -65,7 +65,7 @@ def eval_command(
 
         write_confusion_png(result["confusion"], result["classes"], plot, f"{model.name}: ")
     if as_json:
-        keys = JSON_KEYS + tuple(k for k in ("data", "failed", "failures", "images_per_s", "model", "recorded")
+        keys = JSON_KEYS + tuple(k for k in ("data", "split", "failed", "failures", "images_per_s", "model", "recorded")
                                  if k in result)
         typer.echo(json.dumps({k: result[k] for k in keys}))
         return
@@ -102,6 +102,8 @@ def _report(result: dict) -> list[str]:
         m = result["model"]
         lines[0] += (f" ({m['format']} via {m['engine']} {m['version']} on {m['device']}, "
                      f"{result['images_per_s']:,.0f} img/s)")
+        if result.get("split"):
+            lines.append(f"  scored: {result['split']}")
         if result["failed"]:
             lines.append(f"  {result['failed']} files could not be read and are not counted, e.g.:")
             lines += [f"    {failure}" for failure in result["failures"]]

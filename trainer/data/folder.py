@@ -26,6 +26,8 @@ from edgecls.host import available_memory_bytes, usable_cores
 from edgecls.imagefolder import class_files, class_folders
 from edgecls.imageops import UnreadableImage, model_pixels, pillow_decoding
 
+from .types import ImageSet, take_rows
+
 CACHE_FORMAT = 2
 IMAGES_FILE, META_FILE = "images.npy", "meta.json"
 # A decoded set is held in memory when it takes at most this share of the memory available at the
@@ -103,7 +105,7 @@ def decode_folder(folder: Path, root: Path, size: int, cache_dir: Path) -> Decod
     decoded = DecodedFolder(images, np.asarray(labels, dtype=np.int64)[ok], classes,
                             [meta["keys"][i] for i in ok], [meta["digests"][i] for i in ok],
                             np.asarray(meta["shorter_sides"], dtype=np.int64)[ok], skipped)
-    decoded.images = images if len(ok) == len(files) else take_rows(images, ok, entry, "readable")
+    decoded.images = images if len(ok) == len(files) else take_rows(images, ok)
     require_every_class(decoded, folder)
     return decoded
 
@@ -171,32 +173,12 @@ def _open_images(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="c")
 
 
-def take_rows(images: np.ndarray, rows: np.ndarray, entry: Path, name: str) -> np.ndarray:
-    """``images[rows]``: in memory, or for a memory-mapped cache a mapped file of its own beside it,
-    copied in chunks so memory never holds the split."""
-    if not isinstance(images, np.memmap):
-        return images[rows]
-    key = hashlib.sha256(np.ascontiguousarray(rows).tobytes()).hexdigest()[:16]
-    path = entry / f"{name}-{key}.npy"
-    if not path.is_file():
-        tmp = path.with_suffix(".partial.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(rows), *images.shape[1:]))
-        for start in range(0, len(rows), 1024):
-            out[start:start + 1024] = images[rows[start:start + 1024]]
-        out.flush()
-        del out
-        tmp.rename(path)
-    return np.load(path, mmap_mode="c")
-
-
 def folder_pools(root: Path, size: int, cache_dir: Path, need: tuple[str, ...]) -> tuple[dict, str, list, dict]:
     """The decoded pools `cut_splits` takes for ``need``, the layout (`edgecls.splits.LAYOUTS`), the files
     skipped, and what the images were like.
 
     ``ROOT/train`` (with ``test``, optionally ``val``) is a split the user made; anything else is one
     folder of class folders the run splits itself."""
-    from .types import ImageSet
-
     if not root.is_dir():
         raise EdgeclsError(f"data folder {root} does not exist" if not root.exists() else f"--data {root} is not a folder")
     if (root / "train").is_dir():

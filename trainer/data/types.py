@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,29 @@ import numpy as np
 
 from edgecls.imagefolder import subset_indices
 from edgecls.splits import SplitRecord
+
+
+ROWS_PER_COPY = 1024
+
+
+def take_rows(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``images[rows]``; for a memory-mapped cache, a mapped file of its own beside it, copied in chunks so
+    memory never holds the rows (`edgecls.trainer.data.folder.MEMORY_SHARE`)."""
+    if not isinstance(images, np.memmap) or images.filename is None:
+        return images[rows]
+    rows = np.asarray(rows, dtype=np.int64)
+    source = Path(images.filename)
+    key = hashlib.sha256(rows.tobytes() + source.name.encode()).hexdigest()[:16]
+    path = source.with_name(f"rows-{key}.npy")
+    if not path.is_file():
+        tmp = path.with_name(path.name + ".partial")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=images.dtype, shape=(len(rows), *images.shape[1:]))
+        for start in range(0, len(rows), ROWS_PER_COPY):
+            out[start:start + ROWS_PER_COPY] = images[rows[start:start + ROWS_PER_COPY]]
+        out.flush()
+        del out
+        tmp.rename(path)
+    return np.load(path, mmap_mode="c")
 
 
 @dataclass
@@ -27,8 +51,8 @@ class ImageSet:
         def pick(values):
             return tuple(values[i] for i in idx) if values is not None else None
 
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, pick(self.files), pick(self.keys),
-                        pick(self.digests))
+        return ImageSet(take_rows(self.images, idx), self.labels[idx], self.classes, pick(self.files),
+                        pick(self.keys), pick(self.digests))
 
     def subset(self, count: int | None, seed: int) -> "ImageSet":
         """A seeded random subset in the original order (all of it when ``count`` is None or not smaller)."""
