@@ -53,7 +53,7 @@ def run(name: str, flags: list[str], args, out: Path) -> dict:
     wall = time.perf_counter() - started
     m = json.loads((out / "metrics.json").read_text())
     last = m["epochs"][-1]
-    return {"switch": name, "flags": " ".join(flags), "tta_acc": m["best_acc"], "acc": last["test_acc"],
+    return {"switch": name, "flags": " ".join(flags), "tta_acc": m["test_acc"], "acc": last["val_acc"],
             "wall_s": wall, "img_s": sorted(e["train_img_per_s"] for e in m["epochs"])[len(m["epochs"]) // 2]}
 
 
@@ -68,7 +68,7 @@ def main() -> None:
     date = time.strftime("%Y-%m-%d")
     device = f"cpu-{cpu_class()}"
     rows = []
-    header = ("| switch | flags | test acc, last epoch (no TTA) | best.pt fp32 + flip-translate TTA | "
+    header = ("| switch | flags | val acc, last epoch (no TTA) | best.pt on test, fp32 + flip-translate TTA | "
               "median train img/s | process wall s |\n|---|---|---:|---:|---:|---:|")
     print(header)
     for i, (name, flags) in enumerate(SWITCHES.items()):

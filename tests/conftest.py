@@ -100,7 +100,7 @@ def train_briefly(folder: Path, cifar_dir: Path, cache_dir: Path, model: str, ep
     """``model`` trained through the real CLI on a seeded 2,048 training images (500 to test): its best.pt."""
     out = folder / "run"
     result = run_cli("train", "--model", model, "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-                     "--epochs", str(epochs), "--limit-train", "2048", "--limit-test", "500", "--batch-size", "64",
+                     "--epochs", str(epochs), "--limit-train", "2048", "--limit-val", "500", "--limit-test", "500", "--batch-size", "64",
                      "--seed", "1", "--warmup-epochs", str(warmup), "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "best.pt"
@@ -176,7 +176,7 @@ def kill_and_resume(train_args: list[str], out: Path, reference: Path, epochs: i
     assert result.returncode == 0, result.stderr
     a, b = read_checkpoint(reference / "last.pt"), read_checkpoint(out / "last.pt")
     assert a["epoch"] == b["epoch"] == epochs
-    assert [r["test_acc"] for r in a["history"]] == [r["test_acc"] for r in b["history"]]
+    assert [r["val_acc"] for r in a["history"]] == [r["val_acc"] for r in b["history"]]
     return a, b
 
 

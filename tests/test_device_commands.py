@@ -47,7 +47,7 @@ def torch_logits_of(checkpoint: Path, folder: Path, cache_dir: Path) -> np.ndarr
     from edgecls.trainer.data import load_data
 
     model, meta = load_checkpoint(checkpoint)
-    test = load_data(str(folder), meta["input_size"], None, cache_dir, need_train=False).test
+    test = load_data(str(folder), meta["input_size"], None, cache_dir, need=("test",)).test
     x = to_model_input(torch.from_numpy(test.images), torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
     with torch.no_grad():
         return model(x).numpy()

@@ -15,7 +15,7 @@ import torch
 
 from edgecls.bundle import near_tie_images, top1_agreement
 from edgecls.trainer.checkpoint import load_checkpoint, read_checkpoint
-from edgecls.trainer.data import load_data
+from edgecls.trainer.data import SplitPlan, load_data
 from edgecls.trainer.distributed import COLLECTIVE_TIMEOUT, World, close_world, init_world
 from edgecls.trainer.fit import model_scorer, sharded_predictions
 from edgecls.trainer.loop import DeviceData, predict_logits
@@ -50,7 +50,7 @@ def two_process_run(tmp_path_factory, cifar_dir, cache_dir):
     code, stdout, stderr = finish(torchrun(
         "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "2",
         "--limit-train", "2048",
-        "--limit-test", str(TEST_IMAGES), "--batch-size", "64", "--warmup-epochs", "0.5", "--precision", "fp32",
+        "--limit-val", str(TEST_IMAGES), "--limit-test", str(TEST_IMAGES), "--batch-size", "64", "--warmup-epochs", "0.5", "--precision", "fp32",
         "--seed", "1", "--out", str(out)))
     assert code == 0, stderr[-3000:]
     return out, stdout
@@ -58,10 +58,11 @@ def two_process_run(tmp_path_factory, cifar_dir, cache_dir):
 
 def test_two_processes_learn_and_write_one_set_of_outputs(two_process_run):
     out, stdout = two_process_run
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "confusion.png", "curves.png", "last.pt", "metrics.json"]
-    assert stdout.count("best test accuracy") == 1 and "2 processes × 32 images" in stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        "best.pt", "confusion.png", "curves.png", "last.pt", "metrics.json", "split.json"]
+    assert stdout.count("best.pt: epoch") == 1 and "2 processes × 32 images" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
-    assert len(metrics["epochs"]) == 2 and metrics["best_acc"] > 0.2  # chance is 0.1
+    assert len(metrics["epochs"]) == 2 and metrics["test_acc"] > 0.2  # chance is 0.1
 
 
 def test_chunks_cover_every_index_once_in_the_single_process_batches():
@@ -77,10 +78,10 @@ def test_chunks_cover_every_index_once_in_the_single_process_batches():
 
 
 def _test_set(ckpt: Path, cifar_dir: Path, cache_dir: Path) -> tuple[torch.nn.Module, DeviceData]:
-    """The checkpoint's model and the run's test images (--limit-test TEST_IMAGES --seed 1)."""
+    """The checkpoint's model and the images its run scored each epoch (--limit-val TEST_IMAGES --seed 1)."""
     model, meta = load_checkpoint(ckpt)
-    test = load_data(str(cifar_dir), meta["input_size"], cache_dir=cache_dir, need_train=False).test
-    test = test.subset(TEST_IMAGES, 1)
+    val = load_data(str(cifar_dir), meta["input_size"], cache_dir=cache_dir, plan=SplitPlan(seed=1), need=("val",)).val
+    test = val.subset(TEST_IMAGES, 1)
     return model, DeviceData.from_numpy(test.images, test.labels, meta["mean"], meta["std"], torch.device("cpu"))
 
 
@@ -125,7 +126,7 @@ def test_sharded_evaluation_matches_a_single_process_evaluation(two_process_run,
     assert agreement.holds, f"{agreement.describe()}; near ties: {ties.nonzero().flatten().tolist()}"
     hits = int((single == data.labels).sum())
     swing = int((ties & (logits.topk(2, dim=1).indices == data.labels[:, None]).any(1)).sum())  # may flip a hit
-    run_hits = round(read_checkpoint(out / "last.pt")["history"][-1]["test_acc"] * len(data))
+    run_hits = round(read_checkpoint(out / "last.pt")["history"][-1]["val_acc"] * len(data))
     assert abs(run_hits - hits) <= swing, f"the run counted {run_hits} hits, a single process {hits} (±{swing})"
 
 
@@ -139,7 +140,7 @@ def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(tmp_path
     common = ["--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
               "--init", str(trained_checkpoint),
               "--freeze", "stem,layer1,layer2,layer3", "--head", "linear", "--feature-cache", "off",
-              "--precision", "fp32", "--epochs", "2", "--limit-train", "512", "--limit-test", "100",
+              "--precision", "fp32", "--epochs", "2", "--limit-train", "512", "--limit-val", "100", "--limit-test", "100",
               "--batch-size", "64", "--label-smoothing", "0", "--seed", "2"]
     one = run_cli("train", *common, "--out", str(tmp_path / "one"), "--threads", "2")
     assert one.returncode == 0, one.stderr
@@ -177,7 +178,7 @@ PROMPT_S = COLLECTIVE_TIMEOUT.total_seconds() / 2
 def test_killing_one_rank_fails_the_job_quickly_and_all_ranks_resume(tmp_path, cifar_dir, cache_dir):
     out = tmp_path / "killed"
     proc = torchrun("--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "6",
-                    "--limit-train", "1024", "--limit-test", "100", "--batch-size", "64", "--out", str(out))
+                    "--limit-train", "1024", "--limit-val", "100", "--limit-test", "100", "--batch-size", "64", "--out", str(out))
     try:
         deadline = time.monotonic() + 300
         while not (out / "metrics.json").exists():

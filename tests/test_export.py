@@ -27,7 +27,7 @@ INT8 = ("onnx-int8", "openvino-int8")
 def checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
     out = tmp_path_factory.mktemp("export-train") / "run"
     result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "1",
-                     "--limit-train", "1024", "--limit-test", "200", "--model", "resnet20", "--out", str(out))
+                     "--limit-train", "1024", "--limit-val", "200", "--limit-test", "200", "--model", "resnet20", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "best.pt"
 
@@ -67,7 +67,7 @@ def test_images(cifar_dir, cache_dir, eager) -> tuple[np.ndarray, np.ndarray]:
     from edgecls.trainer.data import load_data
 
     meta = eager[1]
-    test = load_data(str(cifar_dir), meta["input_size"], None, cache_dir, need_train=False).test.subset(64, seed=7)
+    test = load_data(str(cifar_dir), meta["input_size"], None, cache_dir, need=("test",)).test.subset(64, seed=7)
     x = to_model_input(torch.from_numpy(test.images), torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
     return np.ascontiguousarray(x.numpy()), test.labels
 
@@ -132,7 +132,7 @@ def test_parity_section_gates_fp32_and_reports_int8_as_measured(exported, manife
     assert "cpu-default-precision" in parity["results"]["openvino"]["extra"]
 
     model, meta = eager
-    test = load_data(str(cifar_dir), meta["input_size"], None, cache_dir, need_train=False).test.subset(100, seed=0)
+    test = load_data(str(cifar_dir), meta["input_size"], None, cache_dir, need=("test",)).test.subset(100, seed=0)
     x = to_model_input(torch.from_numpy(test.images), torch.tensor(meta["mean"]), torch.tensor(meta["std"]))
     x = np.ascontiguousarray(x.numpy())
     with torch.no_grad():

@@ -9,7 +9,7 @@ from edgecls.trainer import load_checkpoint
 
 from .conftest import kill_and_resume, run_cli, train_on
 
-SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536", "--limit-test", "500",
+SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536", "--limit-val", "500", "--limit-test", "500",
              "--device", "cpu", "--seed", "7", "--threads", "2", "--warmup-epochs", "0.5"]
 TEST_IMAGES = int(SMALL_RUN[SMALL_RUN.index("--limit-test") + 1])
 SEED = int(SMALL_RUN[SMALL_RUN.index("--seed") + 1])
@@ -23,23 +23,23 @@ def short_run(tmp_path_factory, cifar_dir, cache_dir):
 
 def test_short_run_learns_and_writes_every_output(short_run):
     out, result = short_run
-    for name in ("best.pt", "last.pt", "metrics.json", "curves.png", "confusion.png"):
+    for name in ("best.pt", "last.pt", "metrics.json", "split.json", "curves.png", "confusion.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 4
     for row in metrics["epochs"]:
-        assert {"epoch", "train_loss", "test_acc", "train_img_per_s", "epoch_s", "wall_s"} <= row.keys()
-        correct = row["test_acc"] * TEST_IMAGES  # a share of the --limit-test images, not of some other set
+        assert {"epoch", "train_loss", "val_acc", "train_img_per_s", "epoch_s", "wall_s"} <= row.keys()
+        correct = row["val_acc"] * TEST_IMAGES  # a share of the --limit-val images, not of some other set
         assert abs(correct - round(correct)) < 1e-6, row
-    accuracies = [row["test_acc"] for row in metrics["epochs"]]
-    assert accuracies[metrics["best_epoch"] - 1] == max(accuracies) == round(metrics["best_acc_epoch_check"], 5)
+    accuracies = [row["val_acc"] for row in metrics["epochs"]]
+    assert accuracies[metrics["best_epoch"] - 1] == max(accuracies) == round(metrics["best_val_acc_epoch_check"], 5)
     assert metrics["epochs"][-1]["train_loss"] < metrics["epochs"][0]["train_loss"]
-    assert metrics["best_acc"] > 0.25, metrics  # chance is 0.10
+    assert metrics["test_acc"] > 0.25, metrics  # chance is 0.10
     assert "epoch   4/4" in result.stdout
 
 
 def test_reported_accuracy_is_best_pt_on_the_run_s_test_images(short_run, cifar_dir, cache_dir):
-    """metrics.json's best_acc is best.pt re-scored in fp32 on the run's seeded --limit-test images: recomputed
+    """metrics.json's test_acc is best.pt scored once in fp32 on the run's seeded --limit-test images: recomputed
     here from the checkpoint, it agrees up to images whose top two logits are a near-tie (edgecls.bundle's rule)."""
     from edgecls.bundle import near_tie_images
     from edgecls.trainer.data import load_data
@@ -49,13 +49,13 @@ def test_reported_accuracy_is_best_pt_on_the_run_s_test_images(short_run, cifar_
     out, _ = short_run
     metrics = json.loads((out / "metrics.json").read_text())
     model, meta = load_checkpoint(out / "best.pt")
-    assert meta["epoch"] == metrics["best_epoch"] and meta["best_acc"] == metrics["best_acc_epoch_check"]
-    test = load_data(str(cifar_dir), meta["input_size"], cache_dir=cache_dir, need_train=False).test
+    assert meta["epoch"] == metrics["best_epoch"] and meta["best_val_acc"] == metrics["best_val_acc_epoch_check"]
+    test = load_data(str(cifar_dir), meta["input_size"], cache_dir=cache_dir, need=("test",)).test
     test = test.subset(TEST_IMAGES, SEED)
     data = DeviceData.from_numpy(test.images, test.labels, meta["mean"], meta["std"], torch.device("cpu"))
     logits = predict_logits(model, data, resolve_policy("cpu", "fp32"), tta=metrics["tta"])
     correct = int((logits.argmax(1) == data.labels).sum())
-    reported = round(metrics["best_acc"] * TEST_IMAGES)
+    reported = round(metrics["test_acc"] * TEST_IMAGES)
     assert abs(correct - reported) <= len(near_tie_images(logits.numpy())), (correct, reported)
 
 
@@ -78,7 +78,7 @@ def test_checkpoint_round_trip(short_run, cifar_dir, cache_dir):
     report = json.loads(result.stdout)
     assert report["n"] == 10000 and set(report["per_class"]) == set(meta["classes"])
     assert abs(sum(report["per_class"].values()) / 10 - report["accuracy"]) < 1e-9  # 1000 per class
-    assert report["accuracy"] > 0.25 and metrics["best_acc"] > 0.25
+    assert report["accuracy"] > 0.25 and metrics["test_acc"] > 0.25
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(short_run, tmp_path, cifar_dir, cache_dir):
@@ -93,11 +93,11 @@ def test_resume_after_kill_matches_an_uninterrupted_run(short_run, tmp_path, cif
 
 
 def test_patience_stops_early(tmp_path, cifar_dir, cache_dir):
-    """With one test image accuracy is 0 or 1, so it can improve at most once: patience 1 must stop by epoch 3."""
+    """With one validation image accuracy is 0 or 1, so it can improve at most once: patience 1 must stop by epoch 3."""
     out = tmp_path / "patient"
     result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "6",
                      "--out", str(out), "--patience", "1", "--limit-train", "256",
-                     "--limit-test", "1", "--device", "cpu", "--model", "simplecnn")
+                     "--limit-val", "1", "--limit-test", "1", "--device", "cpu", "--model", "simplecnn")
     assert result.returncode == 0, result.stderr
     assert "early stop" in result.stdout
     assert len(json.loads((out / "metrics.json").read_text())["epochs"]) <= 3

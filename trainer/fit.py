@@ -193,7 +193,7 @@ class Run:
         return len(self.train_data) // min(self.cfg.batch_size, len(self.train_data))
 
 
-def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
+def prepare_run(cfg: TrainConfig, log, world: World = World(), resumed: bool = False) -> Run:
     policy = resolve_policy(cfg.device, cfg.precision, cfg.channels_last, cfg.compile)
     threads = set_cpu_threads(cfg.threads)
     if cfg.sync_bn and world.active and policy.device.type != "cuda":
@@ -202,7 +202,7 @@ def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
     out = Path(cfg.out)
     if not world.main:
         world.barrier()  # rank 0 decodes and caches the images first
-    splits = load_run_data(cfg, out)
+    splits = load_run_data(cfg, out, resumed)
     if world.main:
         write_split(out / SPLIT_FILE, splits.record)
         world.barrier()
@@ -230,10 +230,9 @@ def prepare_run(cfg: TrainConfig, log, world: World = World()) -> Run:
     return run
 
 
-def load_run_data(cfg: TrainConfig, out: Path) -> DataSplits:
-    """The run's splits: those its folder already records (a resumed run), else a fresh stratified draw."""
-    recorded = out / SPLIT_FILE
-    record = read_split(recorded) if recorded.is_file() else None
+def load_run_data(cfg: TrainConfig, out: Path, resumed: bool) -> DataSplits:
+    """The run's splits: a resumed run's as its folder records them, else a fresh seeded draw."""
+    record = read_split(out / SPLIT_FILE) if resumed else None
     plan = SplitPlan(cfg.val_fraction, cfg.test_fraction, cfg.seed, record)
     return load_data(cfg.data, input_size(cfg), cfg.data_dir, cfg.cache_dir, plan)
 
@@ -281,7 +280,7 @@ def train(cfg: TrainConfig, resume: str | Path | None = None, log=print) -> dict
             cfg.data = str(Path(cfg.data).expanduser().resolve())  # checkpoints name data usable from anywhere
         if cfg.augment.crop == "auto":
             cfg.augment = replace(cfg.augment, crop=crop_for(profile_data(cfg.data, cfg.seed)))
-        run = prepare_run(cfg, log, world)
+        run = prepare_run(cfg, log, world, resumed=resume is not None)
         state = restore(Path(resume), run.parts) if resume is not None else RunState()
         distribute(run)
         wall_offset = state.history[-1]["wall_s"] if state.history else 0.0
