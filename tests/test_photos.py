@@ -113,3 +113,14 @@ def test_a_photo_folder_trains_exports_verifies_and_answers_in_its_class_names(p
     report = json.loads(scored.stdout)
     assert report["n"] == record.counts()["test"] and "test split the run drew" in report["split"]
     assert report["failed"] == 1 and "notes.txt: not an image file" in report["failures"][0]
+
+
+def test_whitening_ignores_colour_directions_grayscale_photos_do_not_have():
+    """Grayscale photos leave 8 of a 2×2 RGB patch's 12 directions without variance: their airbench
+    filters are zero (FP16 exports stay within their bar), while colour images keep all 12."""
+    from edgecls.trainer.models.airbench import whitening_filters
+
+    gray = torch.rand(64, 1, 16, 16).expand(64, 3, 16, 16)
+    colour = torch.rand(64, 3, 16, 16)
+    zero = whitening_filters(gray, 2).flatten(1).abs().amax(1) == 0
+    assert int(zero.sum()) == 8 and not bool((whitening_filters(colour, 2).flatten(1).abs().amax(1) == 0).any())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -97,15 +98,15 @@ def decode_folder(folder: Path, root: Path, size: int, cache_dir: Path) -> Decod
     files, labels, classes, others = scan_classes(folder)
     entry = Path(cache_dir) / fingerprint(files, root, size)
     if not (entry / META_FILE).is_file():
-        _decode_into(entry, files, labels, root, size, f"decoding {folder.name} ({len(files)} files)")
+        _decode_into(entry, files, root, size, f"decoding {folder.name} ({len(files)} files)")
     meta = json.loads((entry / META_FILE).read_text())
     images = _open_images(entry / IMAGES_FILE)
     ok = np.asarray(meta["ok"], dtype=np.int64)
     skipped = [tuple(s) for s in meta["skipped"]] + [(str(p.relative_to(root)), "not an image file") for p in others]
-    decoded = DecodedFolder(images, np.asarray(labels, dtype=np.int64)[ok], classes,
-                            [meta["keys"][i] for i in ok], [meta["digests"][i] for i in ok],
-                            np.asarray(meta["shorter_sides"], dtype=np.int64)[ok], skipped)
-    decoded.images = images if len(ok) == len(files) else take_rows(images, ok)
+    decoded = DecodedFolder(images if len(ok) == len(files) else take_rows(images, ok),
+                            np.asarray(labels, dtype=np.int64)[ok], classes, [meta["keys"][i] for i in ok],
+                            [meta["digests"][i] for i in ok], np.asarray(meta["shorter_sides"], dtype=np.int64)[ok],
+                            skipped)
     require_every_class(decoded, folder)
     return decoded
 
@@ -118,12 +119,12 @@ def require_every_class(decoded: DecodedFolder, folder: Path) -> None:
         raise EdgeclsError(f"class folder(s) with no readable image in {folder}: {', '.join(empty)}")
 
 
-def _decode_into(entry: Path, files: list[Path], labels: list[int], root: Path, size: int, desc: str) -> None:
+def _decode_into(entry: Path, files: list[Path], root: Path, size: int, desc: str) -> None:
     """Decode straight into a memory-mapped file (never the whole set in memory), then publish the
-    cache entry with one rename."""
+    cache entry with one rename; another process that published it first wins."""
     from edgecls.progress import track
 
-    tmp = entry.with_name(entry.name + ".partial")
+    tmp = entry.with_name(f"{entry.name}.partial-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     out = np.lib.format.open_memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=(len(files), size, size, 3))
@@ -141,8 +142,10 @@ def _decode_into(entry: Path, files: list[Path], labels: list[int], root: Path, 
     meta = {"keys": [str(p.relative_to(root)) for p in files], "digests": digests, "shorter_sides": sides,
             "ok": ok, "skipped": skipped, "size": size}
     write_text_atomic(tmp / META_FILE, json.dumps(meta))
-    shutil.rmtree(entry, ignore_errors=True)
-    tmp.rename(entry)
+    try:
+        tmp.rename(entry)
+    except OSError:  # already there: the same files decoded by another process
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _decoded(files: list[Path], size: int):

@@ -77,6 +77,13 @@ class AirbenchNet(nn.Module):
         return self.fc(x) * LOGIT_SCALE
 
 
+# A patch direction whose variance is this share of the largest, or less, carries no signal in the
+# training data: grayscale photos have none in their 8 colour directions (float64 eigenvalues ~1e-16 of the
+# largest; CIFAR-10's smallest is 1.1e-5). Its filter is zeroed rather than scaled by 1/sqrt(eps): scaled,
+# it multiplies an exact cancellation by ~45, which FP16 weights (and bf16 autocast) turn into noise.
+NULL_VARIANCE = 1e-9
+
+
 def whitening_filters(images: torch.Tensor, patch: int, eps: float = WHITEN_EPS) -> torch.Tensor:
     """``(c·patch², c, patch, patch)`` filters that map each patch onto decorrelated unit-variance components."""
     c = images.shape[1]
@@ -85,6 +92,7 @@ def whitening_filters(images: torch.Tensor, patch: int, eps: float = WHITEN_EPS)
     cov = torch.cov(patches.T)
     eigenvalues, eigenvectors = torch.linalg.eigh(cov)
     filters = eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]
+    filters[eigenvalues <= NULL_VARIANCE * eigenvalues.max()] = 0  # see NULL_VARIANCE
     return filters.flip(0).reshape(-1, c, patch, patch).float()
 
 
