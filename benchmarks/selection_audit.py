@@ -15,7 +15,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-SHIPPED = [REPO / "artifacts" / "reference" / "metrics.json", REPO / "artifacts" / "reference" / "airbench" / "metrics.json"]
+SHIPPED = [REPO / "artifacts" / "reference" / "metrics.json",
+           REPO / "artifacts" / "reference" / "airbench" / "metrics.json"]
+BEST_LINE = re.compile(r"epoch +\d+/(\d+).*?\nbest test accuracy [\d.]+% \(epoch (\d+)\)", re.S)
 
 
 def from_csv(path: Path) -> tuple[int, int]:
@@ -28,7 +30,7 @@ def from_csv(path: Path) -> tuple[int, int]:
 def from_log(path: Path) -> list[tuple[str, int, int]]:
     """Each run in a training log: its epoch count and the epoch its 'best test accuracy' line names."""
     runs = []
-    for match in re.finditer(r"epoch +\d+/(\d+).*?\nbest test accuracy [\d.]+% \(epoch (\d+)\)", path.read_text(), re.S):
+    for match in BEST_LINE.finditer(path.read_text()):
         runs.append((f"{path.name}, run {len(runs) + 1}", int(match[1]), int(match[2])))
     return runs
 
@@ -44,7 +46,8 @@ def main() -> None:
         rows += from_log(log)
     print("| run | epochs | best.pt from epoch | the test set chose |\n|---|---:|---:|---|")
     for name, epochs, best in rows:
-        print(f"| {name} | {epochs} | {best} | {'nothing (the last epoch)' if best == epochs else 'an earlier epoch'} |")
+        chose = "nothing (the last epoch)" if best == epochs else "an earlier epoch"
+        print(f"| {name} | {epochs} | {best} | {chose} |")
 
 
 if __name__ == "__main__":

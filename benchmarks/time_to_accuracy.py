@@ -59,7 +59,8 @@ def write_csv(path: Path, cmd: list[str], env_note: str, flags: list[str], metri
              ",".join(COLUMNS)]
     lines += [",".join(str(row[c]) for c in COLUMNS) for row in metrics["epochs"]]
     lines.append(f"# final: best.pt (epoch {metrics['best_epoch']}) fp32 with tta={metrics.get('tta', 'none')}: "
-                 f"val_acc={metrics['val_acc']:.4f}, test_acc={metrics['test_acc']:.4f}; whole process {process_s:.0f} s")
+                 f"val_acc={metrics['val_acc']:.4f}, test_acc={metrics['test_acc']:.4f}; "
+                 f"whole process {process_s:.0f} s")
     write_text_atomic(path, "\n".join(lines) + "\n")
 
 

@@ -15,7 +15,7 @@ import torch
 from edgecls.errors import EdgeclsError
 from edgecls.spec import ModelSpec
 from edgecls.trainer.augment import to_model_input
-from edgecls.trainer.data import ImageSet, SplitPlan, load_data
+from edgecls.trainer.data import DEFAULT_PLAN, ImageSet, SplitPlan, load_data
 
 from .job import Calibration
 
@@ -42,19 +42,19 @@ def _split(data: str, spec: ModelSpec, split: str, data_dir: str | None, cache_d
 
 
 def load_check_set(data: str, spec: ModelSpec, count: int, seed: int, data_dir: str | None, cache_dir: str | None,
-                   plan: SplitPlan = SplitPlan()) -> CheckSet:
+                   plan: SplitPlan = DEFAULT_PLAN) -> CheckSet:
     test = _split(data, spec, "test", data_dir, cache_dir, plan).subset(count, seed)
     return CheckSet(normalize(test.images, spec), test.labels, f"{data} test split")
 
 
 def golden_images(data: str, spec: ModelSpec, count: int, seed: int, data_dir: str | None, cache_dir: str | None,
-                  plan: SplitPlan = SplitPlan()) -> ImageSet:
+                  plan: SplitPlan = DEFAULT_PLAN) -> ImageSet:
     """A seeded draw of test images, uint8, with their source files where the data has files."""
     return _split(data, spec, "test", data_dir, cache_dir, plan).subset(count, seed)
 
 
 def load_calibration(data: str, spec: ModelSpec, count: int, seed: int, with_validation: bool,
-                     data_dir: str | None, cache_dir: str | None, plan: SplitPlan = SplitPlan()) -> Calibration:
+                     data_dir: str | None, cache_dir: str | None, plan: SplitPlan = DEFAULT_PLAN) -> Calibration:
     """A seeded random draw of training images; --max-drop's accuracy is measured on validation images,
     the split the run selected on, never on test."""
     train = _split(data, spec, "train", data_dir, cache_dir, plan).subset(count, seed)

@@ -50,7 +50,8 @@ def two_process_run(tmp_path_factory, cifar_dir, cache_dir):
     code, stdout, stderr = finish(torchrun(
         "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "2",
         "--limit-train", "2048",
-        "--limit-val", str(TEST_IMAGES), "--limit-test", str(TEST_IMAGES), "--batch-size", "64", "--warmup-epochs", "0.5", "--precision", "fp32",
+
+            "--limit-val", str(TEST_IMAGES), "--limit-test", str(TEST_IMAGES), "--batch-size", "64", "--warmup-epochs", "0.5", "--precision", "fp32",
         "--seed", "1", "--out", str(out)))
     assert code == 0, stderr[-3000:]
     return out, stdout
@@ -140,7 +141,8 @@ def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(tmp_path
     common = ["--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
               "--init", str(trained_checkpoint),
               "--freeze", "stem,layer1,layer2,layer3", "--head", "linear", "--feature-cache", "off",
-              "--precision", "fp32", "--epochs", "2", "--limit-train", "512", "--limit-val", "100", "--limit-test", "100",
+              "--precision", "fp32", "--epochs", "2", "--limit-train", "512",
+                  "--limit-val", "100", "--limit-test", "100",
               "--batch-size", "64", "--label-smoothing", "0", "--seed", "2"]
     one = run_cli("train", *common, "--out", str(tmp_path / "one"), "--threads", "2")
     assert one.returncode == 0, one.stderr
@@ -178,7 +180,8 @@ PROMPT_S = COLLECTIVE_TIMEOUT.total_seconds() / 2
 def test_killing_one_rank_fails_the_job_quickly_and_all_ranks_resume(tmp_path, cifar_dir, cache_dir):
     out = tmp_path / "killed"
     proc = torchrun("--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "6",
-                    "--limit-train", "1024", "--limit-val", "100", "--limit-test", "100", "--batch-size", "64", "--out", str(out))
+                    "--limit-train", "1024",
+                        "--limit-val", "100", "--limit-test", "100", "--batch-size", "64", "--out", str(out))
     try:
         deadline = time.monotonic() + 300
         while not (out / "metrics.json").exists():

@@ -24,7 +24,8 @@ from edgecls.trainer.recipes import DEFAULT_MODEL, RECIPES, recipe_config
 
 from .conftest import CIFAR, REPO, assert_one_line_error, kill_and_resume, run_cli, train_on
 
-AIRBENCH_RUN = ["--model", "airbench", "--batch-size", "256", "--limit-train", "4096", "--limit-val", "500", "--limit-test", "500",
+AIRBENCH_RUN = ["--model", "airbench", "--batch-size", "256", "--limit-train", "4096",
+                "--limit-val", "500", "--limit-test", "500",
                 "--device", "cpu", "--seed", "3", "--threads", "2", "--arch", "width=0.5"]
 
 

@@ -242,7 +242,8 @@ def log_data_report(splits: DataSplits, train: ImageSet, log) -> None:
     info = splits.info
     if info.get("skipped"):
         named = "; ".join(f"{key} ({reason})" for key, reason in info["skipped_first"])
-        more = f" and {info['skipped'] - SHOWN_SKIPPED} more (all in split.json)" if info["skipped"] > SHOWN_SKIPPED else ""
+        rest = info["skipped"] - SHOWN_SKIPPED
+        more = f" and {rest} more (all in split.json)" if rest > 0 else ""
         log(f"skipped {info['skipped']} file(s) that are not readable images: {named}{more}")
     counts = np.bincount(train.labels, minlength=len(train.classes))
     if counts.max() >= 1.5 * max(1, counts.min()):

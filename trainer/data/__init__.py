@@ -6,7 +6,7 @@ from pathlib import Path
 
 from edgecls.splits import SPLITS
 
-from .splitting import SplitPlan, cut_splits, run_split_plan
+from .splitting import DEFAULT_PLAN, SplitPlan, cut_splits, run_split_plan
 from .types import DataSplits, ImageSet
 
 SHOWN_SKIPPED = 5  # files named in a run's summary; the split record lists every one
@@ -19,7 +19,7 @@ def default_cache_dir() -> Path:
 
 
 def load_data(data: str, size: int, data_dir: Path | None = None, cache_dir: Path | None = None,
-              plan: SplitPlan = SplitPlan(), need: tuple[str, ...] = SPLITS) -> DataSplits:
+              plan: SplitPlan = DEFAULT_PLAN, need: tuple[str, ...] = SPLITS) -> DataSplits:
     """``data`` is ``cifar10`` (torchvision download) or a path to an image folder: ``train/``, ``test/``
     (and ``val/``) of class folders, or one folder of class folders. Only the splits in ``need`` are
     filled in (the others are None) and only the folders they come from are decoded."""
@@ -42,4 +42,4 @@ def load_data(data: str, size: int, data_dir: Path | None = None, cache_dir: Pat
     splits.info = {**info, "skipped": len(skipped), "skipped_first": [list(s) for s in skipped[:SHOWN_SKIPPED]]}
     return splits
 
-__all__ = ["DataSplits", "ImageSet", "SplitPlan", "default_cache_dir", "load_data", "run_split_plan"]
+__all__ = ["DEFAULT_PLAN", "DataSplits", "ImageSet", "SplitPlan", "default_cache_dir", "load_data", "run_split_plan"]

@@ -25,6 +25,9 @@ class SplitPlan:
     record: SplitRecord | None = None
 
 
+DEFAULT_PLAN = SplitPlan()
+
+
 def cut_splits(pools: dict[str, ImageSet], layout: str, plan: SplitPlan, source: str,
                skipped: list[tuple[str, str]] = ()) -> DataSplits:
     """``pools``: ``all`` for a ``drawn`` layout, else ``train`` / ``val`` / ``test`` as the data gives them
