@@ -79,8 +79,10 @@ class AirbenchNet(nn.Module):
 
 # A patch direction whose variance is this share of the largest, or less, carries no signal in the
 # training data: grayscale photos have none in their 8 colour directions (float64 eigenvalues ~1e-16 of the
-# largest; CIFAR-10's smallest is 1.1e-5). Its filter is zeroed rather than scaled by 1/sqrt(eps): scaled,
-# it multiplies an exact cancellation by ~45, which FP16 weights (and bf16 autocast) turn into noise.
+# largest; CIFAR-10's smallest is 1.1e-5). Scaled by 1/sqrt(eps), its filter multiplies an exact
+# cancellation by ~45, which FP16 weights turn into noise (an FP16 export 2.8e-2 off against a 1e-2 bar);
+# zeroed, it leaves a channel of zero variance that BatchNorm's 1e-12 eps turns into NaN gradients. Its
+# slot takes a copy of a direction that has signal instead.
 NULL_VARIANCE = 1e-9
 
 
@@ -92,7 +94,10 @@ def whitening_filters(images: torch.Tensor, patch: int, eps: float = WHITEN_EPS)
     cov = torch.cov(patches.T)
     eigenvalues, eigenvectors = torch.linalg.eigh(cov)
     filters = eigenvectors.T / torch.sqrt(eigenvalues + eps)[:, None]
-    filters[eigenvalues <= NULL_VARIANCE * eigenvalues.max()] = 0  # see NULL_VARIANCE
+    null = eigenvalues <= NULL_VARIANCE * eigenvalues.max()  # see NULL_VARIANCE
+    if null.any():
+        kept = filters[~null].flip(0)  # strongest first
+        filters[null] = kept[torch.arange(int(null.sum())) % len(kept)]
     return filters.flip(0).reshape(-1, c, patch, patch).float()
 
 
