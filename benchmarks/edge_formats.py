@@ -33,10 +33,10 @@ TARGET_FP16, TARGET_INT8, TARGET_INT8_POINTS = 0.999, 0.99, 0.5
 
 
 def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throughput_runs: int) -> list[dict]:
-    from edgecls.bundle import FORMATS, TORCH
     from edgecls.export.data import load_check_set
     from edgecls.export.parity import reference_logits
     from edgecls.export.pipeline import ExportOptions, export_checkpoint
+    from edgecls.format_table import FORMATS, TORCH
     from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, engine_available
 
     out = workdir / name
@@ -68,10 +68,11 @@ def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throug
 
 def measure_row(model: str, entry: dict, engine: str, precision: str, folder: Path, size: int, check, ref,
                 latency_runs: int, throughput_runs: int) -> dict:
-    from edgecls.bundle import FORMATS, TOLERANCE, top1_agreement
     from edgecls.export.parity import run_batched
+    from edgecls.format_table import FORMATS
     from edgecls.runtime.engines import PINNED, open_engine
     from edgecls.runtime.measure import speed
+    from edgecls.tolerance import TOLERANCE, top1_agreement
 
     info = FORMATS[entry["format"]]
     start = time.perf_counter()

@@ -58,10 +58,12 @@ SHIPPED_INT8 = ("onnx-int8", "openvino-int8", "litert-int8", "executorch-int8")
 
 
 def prepare(out: Path, images: int, candidates: bool) -> None:
-    from edgecls.bundle import FORMATS, read_manifest, reference_bundle
+    from edgecls.bundle import read_manifest
     from edgecls.export.data import load_calibration, load_check_set
     from edgecls.export.parity import reference_logits
     from edgecls.export.pipeline import load_export_source
+    from edgecls.format_table import FORMATS
+    from edgecls.shipped import reference_bundle
 
     out.mkdir(parents=True, exist_ok=True)
     for model, ckpt in MODELS.items():

@@ -160,7 +160,8 @@ def batch1_overhead(model: Path, data: Path, runs: int = 2000) -> dict[str, floa
 
 
 def backends(model: Path, runs: int = 300) -> list[dict]:
-    from edgecls.bundle import FORMATS, read_manifest
+    from edgecls.bundle import read_manifest
+    from edgecls.format_table import FORMATS
     from edgecls.runtime.engines import open_engine, openvino_available
 
     manifest = read_manifest(model)

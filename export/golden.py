@@ -1,6 +1,6 @@
 """Golden vectors: held-out images and the logits PyTorch and every built file gave for them.
 
-They go into the bundle (``edgecls.bundle.GOLDEN``) so a device without PyTorch can prove that
+They go into the bundle (``edgecls.golden_file.GOLDEN``) so a device without PyTorch can prove that
 its engines, versions and CPU reproduce the model (``edgecls verify``). Images are the uint8
 pixels PyTorch was fed (lossless); the original encoded files ride along for the end-to-end row.
 """
@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecls.bundle import GOLDEN, REFERENCE, TOLERANCE, Golden, file_entry, write_golden
+from edgecls.bundle import file_entry
+from edgecls.golden_file import GOLDEN, Golden, write_golden
 from edgecls.host import instruction_sets
 from edgecls.runtime.engines import openvino_available
+from edgecls.tolerance import REFERENCE, TOLERANCE
 
 from .data import golden_images, normalize
 from .formats import Format

@@ -11,9 +11,10 @@ import platform
 from pathlib import Path
 
 from edgecls import __version__
-from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, TORCH, read_manifest, verify_entry, verify_files
+from edgecls.bundle import read_manifest, verify_entry, verify_files
 from edgecls.errors import EdgeclsError
 from edgecls.extras import installed_extras
+from edgecls.format_table import FORMATS, ONNXRUNTIME, OPENVINO, TORCH
 from edgecls.host import cpu_name, has_bf16, has_int8_dot, instruction_sets, os_features, usable_cores
 from edgecls.spec import ModelSpec
 

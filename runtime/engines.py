@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.bundle import EXECUTORCH, LITERT, META_SIDECAR, NCNN, ONNXRUNTIME, OPENVINO
 from edgecls.errors import EdgeclsError, UsageError
 from edgecls.extras import EXTRAS, missing_of
+from edgecls.format_table import EXECUTORCH, LITERT, META_SIDECAR, NCNN, ONNXRUNTIME, OPENVINO
 from edgecls.host import usable_cores
 from edgecls.spec import META_SOURCE_SHA256, META_SPEC, META_VERSION
 
@@ -174,7 +174,7 @@ def openvino_available() -> bool:
 
 
 def sidecar_metadata(path: Path) -> dict[str, str]:
-    """edgecls's metadata for a format with no place for it inside the file (``edgecls.bundle.META_SIDECAR``)."""
+    """edgecls's metadata for a format with no place for it inside the file (``edgecls.format_table.META_SIDECAR``)."""
     import json
 
     side = Path(str(path) + META_SIDECAR)

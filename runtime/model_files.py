@@ -10,10 +10,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-from edgecls.bundle import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, MANIFEST, NCNN, ONNXRUNTIME, OPENVINO,
-                            read_manifest, runtime_preference, verify_entry)
-from edgecls.host import has_vnni
+from edgecls.bundle import MANIFEST, read_manifest, verify_entry
 from edgecls.errors import EdgeclsError, UsageError
+from edgecls.format_table import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, NCNN, ONNXRUNTIME, OPENVINO,
+                                  runtime_preference)
+from edgecls.host import has_vnni
 
 from .engines import ORT_PROVIDERS, PINNED, engine_available, open_engine, openvino_available
 
@@ -87,7 +88,7 @@ def _file_choice(path: Path, backend: str, engines: tuple[str, ...], device: str
             raise UsageError(f"{path} is a {fmt.label} model; only the {fmt.engine} backend runs it")
         return ModelChoice(path, fmt.name, fmt.engine)
     raise EdgeclsError(f"{path}: expected an .onnx file, an OpenVINO .xml, a .tflite, an NCNN .param, a .pte or an "
-                       "export folder with manifest.json")
+                       f"export folder with {MANIFEST}")
 
 
 def auto_engines(throughput: bool, flags: frozenset[str] | None = None) -> tuple[str, ...]:

@@ -73,8 +73,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 def assert_fp32_row(row_agreement: float, near_ties: int, images: int, max_rel: float, what: str = "") -> None:
     """A reported FP32 row (export gate, verify, benchmark) under the product's one rule
-    (``edgecls.bundle``): every moved top-1 counted as an excused near-tie, within the cap and the logit bar."""
-    from edgecls.bundle import FP32_MAX_REL_DLOGIT, near_tie_cap
+    (``edgecls.tolerance``): every moved top-1 counted as an excused near-tie, within the cap and the logit bar."""
+    from edgecls.tolerance import FP32_MAX_REL_DLOGIT, near_tie_cap
 
     moved = round((1 - row_agreement) * images)
     assert moved == near_ties <= near_tie_cap(images), f"{what}: {moved} top-1 moved, {near_ties} excused"

@@ -18,11 +18,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecls.bundle import FORMATS, MANIFEST, TORCH, near_tie_images
+from edgecls.bundle import MANIFEST
 from edgecls.extras import EXTRAS, installed_extras
+from edgecls.format_table import FORMATS, TORCH
 from edgecls.runtime.benchmark import table_order
-from edgecls.runtime.model_files import choose_model
 from edgecls.runtime.engines import openvino_available
+from edgecls.runtime.model_files import choose_model
+from edgecls.tolerance import near_tie_images
 
 from .conftest import REPO, assert_fp32_row, assert_one_line_error, copy_subset, run_cli, wait_until_ready
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from edgecls.bundle import near_tie_images, top1_agreement
+from edgecls.tolerance import near_tie_images, top1_agreement
 from edgecls.trainer.checkpoint import load_checkpoint, read_checkpoint
 from edgecls.trainer.data import load_data
 from edgecls.trainer.distributed import COLLECTIVE_TIMEOUT, World, close_world, init_world
@@ -99,7 +99,7 @@ def sharded_eval_main(ckpt: str, cifar_dir: str, cache_dir: str, out: str) -> No
 
 
 def near_ties(logits: torch.Tensor) -> torch.Tensor:
-    """The images the product's near-tie rule (edgecls.bundle) lets change class between fp32 evaluations."""
+    """The images the product's near-tie rule (edgecls.tolerance) lets change class between fp32 evaluations."""
     mask = torch.zeros(len(logits), dtype=torch.bool)
     mask[torch.from_numpy(near_tie_images(logits.numpy()))] = True
     return mask

@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecls.bundle import (FORMATS, GOLDEN, INT8, MANIFEST, SHIPPED, file_entry, read_golden, read_manifest,
-                            reference_bundle, write_golden)
+from edgecls.bundle import MANIFEST, file_entry, read_manifest
+from edgecls.format_table import FORMATS, INT8
+from edgecls.golden_file import GOLDEN, read_golden, write_golden
+from edgecls.shipped import SHIPPED, reference_bundle
 
 HASWELL = ("qemu-x86_64", "-cpu", "Haswell")
 # Run in the emulated interpreter: every INT8 file of a bundle through `edgecls verify FILE`'s own function.

@@ -2,7 +2,7 @@
 
 The shipped reference ResNet-20 is exported freshly to every format plus INT8, without the exporter's
 own check, and all 10,000 test JPEGs run through each engine once per module, under the exporter's own
-rule (``edgecls.bundle``) on ten times its images: this suite is the full-size proof. Failures list the
+rule (``edgecls.tolerance``) on ten times its images: this suite is the full-size proof. Failures list the
 images that disagree, with both top-1 labels and the largest |Δlogit|.
 
 ResNet-18 runs on every test run too, on a checkpoint trained here for about half a minute (issue 27):
@@ -28,9 +28,9 @@ import pytest
 import torch
 from PIL import Image
 
-from edgecls.bundle import fp32_failures, near_tie_images, top1_agreement
 from edgecls.export.formats import FORMATS
 from edgecls.spec import ModelSpec
+from edgecls.tolerance import fp32_failures, near_tie_images, top1_agreement
 
 from .conftest import REPO, train_briefly
 

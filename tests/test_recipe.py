@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from edgecls.bundle import reference_bundle
 from edgecls.runtime import Classifier
+from edgecls.shipped import reference_bundle
 from edgecls.spec import ModelSpec
 from edgecls.trainer import read_checkpoint
 from edgecls.trainer.config import TrainConfig

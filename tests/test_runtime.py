@@ -11,10 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from edgecls.bundle import read_manifest, top1_agreement, verify_files
+from edgecls.bundle import read_manifest, verify_files
 from edgecls.errors import EdgeclsError
 from edgecls.runtime import Classifier, Failure, ModelSpec
 from edgecls.runtime.model_files import choose_model
+from edgecls.tolerance import top1_agreement
 from edgecls.trainer import load_checkpoint
 
 from .conftest import REPO, run_cli

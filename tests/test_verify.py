@@ -16,9 +16,10 @@ import pytest
 from onnx import numpy_helper
 from PIL import Image
 
-from edgecls.bundle import GOLDEN, MANIFEST, read_golden, read_manifest, write_golden
-from edgecls.host import has_bf16
+from edgecls.bundle import MANIFEST, read_manifest
 from edgecls.digest import file_sha256
+from edgecls.golden_file import GOLDEN, read_golden, write_golden
+from edgecls.host import has_bf16
 
 from .conftest import assert_fp32_row, assert_one_line_error, run_cli
 

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import MANIFEST, model_location
+from edgecls.bundle import MANIFEST
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
+from edgecls.shipped import model_location
 
 from .options import AllowFailedProof
 
@@ -21,7 +22,7 @@ TORCH_PANEL = "Checkpoint (needs edgecls\\[export])"
 
 def benchmark_command(
     model: Annotated[Optional[Path], typer.Argument(
-        help="An export folder (has manifest.json): measured here without PyTorch. Or a checkpoint (default: "
+        help=f"An export folder (has {MANIFEST}): measured here without PyTorch. Or a checkpoint (default: "
              "newest artifacts/runs/*/best.pt, else the reference ResNet-20): every format against PyTorch.",
         show_default=False)] = None,
     data: Annotated[Optional[str], Opt(help="Image folder with test/<class>/* (or <class>/*) for the accuracy "
@@ -112,6 +113,8 @@ def _auto_note(folder: Path, device: str | None) -> str:
 
 
 def _agreement_note(rows: list[dict]) -> str:
-    golden = max(r["agreement_images"] for r in rows)
+    from edgecls.runtime.benchmark import AGREEMENT_IMAGES
+
+    golden = max(r[AGREEMENT_IMAGES] for r in rows)
     return (f"agreement: top-1 with PyTorch on the bundle's {golden} golden images" if golden else
             "agreement: n/a (this bundle carries no golden vectors; re-export it to get them)")

@@ -21,8 +21,8 @@ def doctor_command(
     as_json: Annotated[bool, Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """What this machine offers edgecls, and whether a bundle runs here; exit 1 if it cannot, 2 on usage errors."""
-    from edgecls.bundle import model_location
     from edgecls.runtime.doctor import diagnose, format_report
+    from edgecls.shipped import model_location
 
     folder = model_location(model)
     if not (folder / MANIFEST).is_file():

@@ -8,9 +8,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import MANIFEST, model_location
+from edgecls.bundle import MANIFEST
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
+from edgecls.shipped import model_location
 
 from .options import AllowFailedProof
 

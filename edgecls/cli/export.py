@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import GOLDEN_IMAGES
+from edgecls.bundle import MANIFEST
 from edgecls.extras import require_extra
+from edgecls.golden_file import GOLDEN_IMAGES
 
 Opt = typer.Option
 
@@ -76,4 +77,4 @@ def export_command(
     if result.manifest["parity"] is not None:
         typer.echo(format_table(result.manifest["parity"]))
     written = ", ".join(e["format"] for e in result.manifest["files"])
-    typer.echo(f"wrote {written} and manifest.json to {result.out}")
+    typer.echo(f"wrote {written} and {MANIFEST} to {result.out}")

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Callable, List, Optional
 
 import typer
 
-from edgecls.bundle import model_location
 from edgecls.errors import EdgeclsError, ProofFailed
+from edgecls.shipped import model_location
 
 from .options import AllowFailedProof
 
@@ -85,7 +85,7 @@ def infer_command(
         raise  # exit 1: the model is fine as asked, it fails here (the CLI prints its line)
     except EdgeclsError as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if not found.paths:
         typer.echo(f"error: no images found in the given inputs{skipped}", err=True)
         raise typer.Exit(2)

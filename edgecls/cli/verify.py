@@ -26,8 +26,8 @@ def verify_command(
     as_json: Annotated[bool, Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run every file of a bundle on its golden images here; exit 0 if all pass, 1 if any fails, 2 on usage errors."""
-    from edgecls.bundle import model_location
     from edgecls.runtime.verify import format_report, verify_bundle
+    from edgecls.shipped import model_location
 
     report = verify_bundle(model_location(model), backend=backend, device=device, precision=precision,
                            threads=threads)

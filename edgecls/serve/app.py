@@ -14,8 +14,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgecls.bundle import model_location
 from edgecls.host import reload_signal, usable_cores
+from edgecls.shipped import model_location
 
 from . import admin, classify, page, v2
 from .auth import BearerAuth
