@@ -162,7 +162,7 @@ def batch1_overhead(model: Path, data: Path, runs: int = 2000) -> dict[str, floa
 def backends(model: Path, runs: int = 300) -> list[dict]:
     from edgecls.bundle import read_manifest
     from edgecls.format_table import FORMATS
-    from edgecls.runtime.engines import open_engine, openvino_available
+    from edgecls.runtime.engines import engine_available, open_engine
 
     manifest = read_manifest(model)
     rng = np.random.default_rng(0)
@@ -170,7 +170,7 @@ def backends(model: Path, runs: int = 300) -> list[dict]:
     for entry in manifest["files"]:
         info = FORMATS[entry["format"]]
         for engine in info.engines:
-            if engine == "openvino" and not openvino_available():
+            if not engine_available(engine):
                 continue
             t0 = time.perf_counter()
             eng = open_engine(engine, model / entry["path"])

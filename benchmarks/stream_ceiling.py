@@ -54,11 +54,11 @@ class Stream:
 def streams(export: Path) -> list[Stream]:
     """`auto` on the export folder, then each engine and precision on its own file."""
     from edgecls.bundle import read_manifest
-    from edgecls.runtime.engines import openvino_available
+    from edgecls.runtime.engines import engine_available
 
     files = {e["format"]: export / e["path"] for e in read_manifest(export)["files"]}
     wanted = [("onnxruntime", "onnx-int8"), ("onnxruntime", "onnx")]
-    if openvino_available():
+    if engine_available("openvino"):
         wanted += [("openvino", "openvino-int8"), ("openvino", "openvino")]
     return [Stream("auto", export, "auto")] + [Stream(f"{fmt} via {engine}", files[fmt], engine)
                                               for engine, fmt in wanted if fmt in files]

@@ -14,9 +14,10 @@ import numpy as np
 from PIL import Image
 
 from edgecls.bundle import file_entry
+from edgecls.format_table import ONNXRUNTIME, OPENVINO
 from edgecls.golden_file import GOLDEN, Golden, write_golden
 from edgecls.host import instruction_sets
-from edgecls.runtime.engines import openvino_available
+from edgecls.runtime.engines import engine_available, engine_version
 from edgecls.tolerance import REFERENCE, TOLERANCE
 
 from .data import golden_images, normalize
@@ -50,11 +51,5 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def _build_machine() -> dict:
-    import onnxruntime
-
-    versions = {"onnxruntime": onnxruntime.__version__}
-    if openvino_available():
-        import openvino
-
-        versions["openvino"] = openvino.get_version().split("-")[0]
+    versions = {e: engine_version(e) for e in (ONNXRUNTIME, OPENVINO) if engine_available(e)}
     return {**versions, "cpu_instruction_sets": instruction_sets()}

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgecls.errors import EdgeclsError, UsageError
 from edgecls.extras import EXTRAS, missing_of
-from edgecls.format_table import EXECUTORCH, LITERT, META_SIDECAR, NCNN, ONNXRUNTIME, OPENVINO
+from edgecls.format_table import EXECUTORCH, LITERT, META_SIDECAR, NCNN, ONNXRUNTIME, OPENVINO, TORCH
 from edgecls.host import usable_cores
 from edgecls.spec import META_SOURCE_SHA256, META_SPEC, META_VERSION
 
@@ -163,14 +163,6 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     return dict(session.get_modelmeta().custom_metadata_map)
-
-
-def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def sidecar_metadata(path: Path) -> dict[str, str]:
@@ -370,8 +362,9 @@ def _cpu_only(engine: str, device: str | None) -> None:
         raise UsageError(f"the {engine} engine runs on the CPU here; --device {device} is not available to it")
 
 
-# The extra that installs each optional engine; onnxruntime is the base install's.
+# The extra that installs each optional engine; onnxruntime is the base install's, torch the train extra's.
 ENGINE_EXTRAS = {OPENVINO: "openvino", LITERT: "litert", NCNN: "ncnn", EXECUTORCH: "executorch"}
+BASE_ENGINE_MODULES = {ONNXRUNTIME: ("onnxruntime",), TORCH: ("torch",)}
 # The distribution whose version an edge engine reports (they have no version attribute of their own).
 ENGINE_DISTRIBUTIONS = {LITERT: "ai-edge-litert", NCNN: "ncnn", EXECUTORCH: "executorch"}
 
@@ -400,8 +393,11 @@ ENGINE_LABELS = {OPENVINO: "OpenVINO", LITERT: "LiteRT", NCNN: "NCNN", EXECUTORC
 
 
 def engine_available(engine: str) -> bool:
-    """Whether ``engine``'s packages are installed (looked up, not imported: importing OpenVINO costs ~0.1 s)."""
-    return engine not in ENGINE_EXTRAS or not missing_of(EXTRAS[ENGINE_EXTRAS[engine]])
+    """Whether ``engine``'s packages are installed, for every engine of the format table: looked up, not imported
+    (importing OpenVINO costs a tenth of a second; a package that is found but fails to import is refused by
+    name when a file is opened)."""
+    modules = EXTRAS[ENGINE_EXTRAS[engine]] if engine in ENGINE_EXTRAS else BASE_ENGINE_MODULES[engine]
+    return not missing_of(modules)
 
 
 def missing_engine(engine: str) -> str:

@@ -16,7 +16,7 @@ from edgecls.format_table import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, NCNN,
                                   runtime_preference)
 from edgecls.host import has_vnni
 
-from .engines import ORT_PROVIDERS, PINNED, engine_available, open_engine, openvino_available
+from .engines import ORT_PROVIDERS, PINNED, engine_available, open_engine
 
 BACKENDS = ("auto", ONNXRUNTIME, OPENVINO, LITERT, NCNN, EXECUTORCH)
 # The edge engines `auto` falls back to, in this order, after onnxruntime and OpenVINO: a bundle holding only
@@ -99,7 +99,7 @@ def auto_engines(throughput: bool, flags: frozenset[str] | None = None) -> tuple
     images per second there. That lead rests on int8 dot products (VNNI, AMX), so without them (AVX2)
     onnxruntime stays first for every kind of work.
     """
-    if throughput and has_vnni(flags) and openvino_available():
+    if throughput and has_vnni(flags) and engine_available(OPENVINO):
         return (OPENVINO, ONNXRUNTIME, *EDGE_ENGINES)
     return (ONNXRUNTIME, OPENVINO, *EDGE_ENGINES)
 
