@@ -27,7 +27,7 @@ def eval_command(
                                                 ".xml or shipped model's name (runs without PyTorch).")],
     data: Annotated[str, Opt(help="An image folder with test/<class>/* (or, for an exported model, <class>/*); "
                                   "a checkpoint also takes 'cifar10'.")] = "cifar10",
-    device: device_option(f"checkpoint: cpu, cuda, mps or auto \\[default: cpu]. Exported model: {ENGINE_DEVICE_HELP}"
+    device: device_option(f"Checkpoint: cpu, cuda, mps or auto \\[default: cpu]. Exported model: an {ENGINE_DEVICE_HELP}"
                           ) = None,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object instead of a report.")] = False,
     plot: Annotated[Optional[Path], Opt(help="Write the confusion matrix as a PNG.", show_default=False)] = None,

@@ -29,7 +29,7 @@ def words(names) -> str:
 
 
 BACKENDS_HELP = words(RUNTIME_ENGINES)
-ENGINE_DEVICE_HELP = "an OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider (cpu, cuda, …) \\[default: CPU]"
+ENGINE_DEVICE_HELP = "OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider (cpu, cuda, …) \\[default: CPU]"
 TORCH_DEVICE_HELP = "auto (a CUDA GPU, else Apple's mps, else the CPU), cpu, cuda or mps"
 BUILD_FORMATS_HELP = words([*(f.name for f in FORMATS.values() if f.int8_of is None), "all"])
 SHIPPED_HELP = "a shipped model's name: " + words([f"{DEFAULT_SHIPPED} (the default)",
@@ -45,7 +45,7 @@ def backend_option(auto: str = "", panel: str | None = None):
 
 def device_option(help: str = ENGINE_DEVICE_HELP, panel: str | None = None, show_default: bool = False):
     """``--device``: where the engine (or, for a checkpoint, PyTorch) runs."""
-    return Annotated[Optional[str], typer.Option(help=help[:1].upper() + help[1:] + ".", show_default=show_default,
+    return Annotated[Optional[str], typer.Option(help=help + ".", show_default=show_default,
                                                  rich_help_panel=panel)]
 
 
