@@ -26,7 +26,7 @@ import torch
 from edgecls.bundle import MANIFEST, has_manifest, manifest_path, read_manifest
 from edgecls.errors import EdgeclsError
 from edgecls.format_table import TORCH
-from edgecls.host import peak_rss_bytes, reset_peak_rss, usable_cores
+from edgecls.host import peak_rss_bytes, reset_peak_rss, thread_budget
 from edgecls.runtime.benchmark import AGREEMENT_IMAGES, PYTORCH, make_row, no_agreement, table_order
 from edgecls.runtime.measure import THROUGHPUT_BATCH, speed
 from edgecls.tolerance import PARITY_KEYS
@@ -155,7 +155,7 @@ def _export_files(folder: Path, names: list[str], ckpt_sha256: str) -> dict[str,
 
 
 def _threads(name: str) -> int:
-    """torch's own pool; for onnxruntime/OpenVINO the runtime's default (the cores this process may use)."""
+    """torch's own pool; for the other engines the runtime's default, the thread budget."""
     if name == PYTORCH or FORMATS[name].engine == TORCH:
         return torch.get_num_threads()
-    return usable_cores()
+    return thread_budget()

@@ -110,7 +110,8 @@ def build_openvino_int8(job: ExportJob, path: Path) -> None:
     calib = nncf.Dataset(TrackedItems(single_images(job.calibration.images), "calibrating openvino-int8"))
     common = dict(preset=nncf.QuantizationPreset(s["preset"]), target_device=nncf.TargetDevice(s["target_device"]),
                   subset_size=s["subset_size"], fast_bias_correction=s["fast_bias_correction"],
-                  ignored_scope=nncf.IgnoredScope(names=_first_of(fp32, "Convolution"), types=["MatMul"], validate=False))
+                  ignored_scope=nncf.IgnoredScope(names=_first_of(fp32, "Convolution"), types=["MatMul"],
+                                                  validate=False))
     advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix(s["overflow_fix"]))
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF's own bars; ours (on stderr) show the same
         if job.max_drop is None:

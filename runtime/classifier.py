@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from edgecls.errors import EdgeclsError
-from edgecls.host import usable_cores
+from edgecls.host import thread_budget
 from edgecls.spec import ModelSpec, spec_from_metadata
 
 from .engines import PINNED
@@ -168,7 +168,7 @@ class Classifier:
         """Decode threads for a stream whose images cost ``decode_ms`` each; None until the engine has a price."""
         if self._engine_ms is None:
             return None
-        return decoders_for(usable_cores(), Costs(decode_ms, self._engine_ms))
+        return decoders_for(thread_budget(), Costs(decode_ms, self._engine_ms))
 
     def stream_engines(self) -> list:
         """What a stream's batches run on, side by side: onnxruntime's single-thread replicas
@@ -208,7 +208,7 @@ class Classifier:
         t1 = time.perf_counter()
         logits = self.logits_from_input(x, engine)
         t2 = time.perf_counter()
-        self._engine_ms = 1000 * (t2 - t1) / len(decoded) * getattr(engine, "threads", usable_cores())
+        self._engine_ms = 1000 * (t2 - t1) / len(decoded) * getattr(engine, "threads", thread_budget())
         order, probs = rank(logits, top_k)
         return _Inferred(order, probs, t1 - t0, t2 - t1)
 

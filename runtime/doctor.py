@@ -14,7 +14,7 @@ from edgecls.bundle import read_manifest, verify_entry, verify_files
 from edgecls.errors import EdgeclsError
 from edgecls.extras import installed_extras
 from edgecls.format_table import FORMATS, ONNXRUNTIME, OPENVINO, TORCH
-from edgecls.host import cpu_name, has_bf16, has_int8_dot, instruction_sets, os_features, usable_cores
+from edgecls.host import cpu_name, cpu_quota, has_bf16, has_int8_dot, instruction_sets, os_features, usable_cores
 from edgecls.spec import ModelSpec
 
 from .classifier import Classifier
@@ -53,8 +53,8 @@ def package_versions() -> dict[str, str | None]:
 
 
 def cpu_report() -> dict:
-    return {"name": cpu_name(), "cores": usable_cores(), "instruction_sets": instruction_sets(),
-            "int8_dot_product": has_int8_dot(), "bf16": has_bf16()}
+    return {"name": cpu_name(), "cores": usable_cores(), "cpu_quota": cpu_quota(),
+            "instruction_sets": instruction_sets(), "int8_dot_product": has_int8_dot(), "bf16": has_bf16()}
 
 
 def edge_report() -> dict[str, str]:

@@ -27,8 +27,8 @@ def eval_command(
                                                 ".xml or shipped model's name (runs without PyTorch).")],
     data: Annotated[str, Opt(help="An image folder with test/<class>/* (or, for an exported model, <class>/*); "
                                   "a checkpoint also takes 'cifar10'.")] = "cifar10",
-    device: device_option(f"Checkpoint: cpu, cuda, mps or auto \\[default: cpu]. Exported model: an {ENGINE_DEVICE_HELP}"
-                          ) = None,
+    device: device_option("Checkpoint: cpu, cuda, mps or auto \\[default: cpu]. "
+                          f"Exported model: an {ENGINE_DEVICE_HELP}") = None,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object instead of a report.")] = False,
     plot: Annotated[Optional[Path], Opt(help="Write the confusion matrix as a PNG.", show_default=False)] = None,
     backend: backend_option(panel=RUNTIME_PANEL) = "auto",
