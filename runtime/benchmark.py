@@ -24,9 +24,9 @@ from edgecls.progress import track
 from edgecls.spec import ModelSpec
 from edgecls.tolerance import PARITY_KEYS, REFERENCE, compare_logits
 
-from .classifier import Classifier
 from .engines import PINNED, engine_available, missing_engine, open_engine
-from .evaluate import Labelled, decode_array, labelled_files
+from .classifier import Classifier, decode_array
+from .evaluate import Labelled, labelled_files
 from .measure import THROUGHPUT_BATCH, speed
 from .model_files import BACKENDS, ModelChoice
 from .proof import proof_of

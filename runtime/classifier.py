@@ -14,6 +14,7 @@ import numpy as np
 
 from edgecls.errors import EdgeclsError
 from edgecls.host import thread_budget
+from edgecls.progress import track
 from edgecls.spec import ModelSpec, spec_from_metadata
 
 from .engines import PINNED
@@ -248,6 +249,29 @@ def decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded:
     except DECODE_ERRORS as e:
         return Failure(name, str(e))
     return _Decoded(name, pixels, t1 - t0, time.perf_counter() - t1)
+
+
+def decode_all(items: Sequence[ImageInput], spec: ModelSpec) -> Iterator[np.ndarray | Failure]:
+    """Each item as the uint8 HxWx3 the model takes, or its Failure, in order, one at a time in this thread.
+
+    The one way to decode images outside `Classifier.classify`, for callers that feed an engine themselves
+    (`benchmark`, and `serve` for several images in one request): it is the classifier's own per-item
+    decoding, so a file gets the same pixels, and the same refusal, as `edgecls infer` gives it.
+    """
+    for n, item in enumerate(items):
+        result = decode_one(n, item, spec)
+        yield result if isinstance(result, Failure) else result.pixels
+
+
+def decode_array(paths: Sequence[Path], spec: ModelSpec) -> np.ndarray:
+    """uint8 NHWC of ``paths`` by `decode_all`, for a measurement that needs every image: EdgeclsError
+    naming the first one that cannot be decoded."""
+    out = np.empty((len(paths), spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    for i, result in enumerate(track(decode_all(paths, spec), len(paths), f"decoding {len(paths)} images")):
+        if isinstance(result, Failure):
+            raise EdgeclsError(f"cannot decode {result.source}: {result.error}")
+        out[i] = result
+    return out
 
 
 def _is_model_ready(item, spec: ModelSpec) -> bool:
