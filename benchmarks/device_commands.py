@@ -97,9 +97,10 @@ def cold_verify(runs: int) -> list[float]:
 def latency_side_by_side(model: Path, checkpoint: Path, data: Path, rounds: int) -> dict:
     """Best p50 and peak RSS per (format, engine) over the rounds, and each side's accuracy on the same 1000
     test images (the first of them is the one timed); the two sides alternate (ABBA) against drift."""
+    from edgecls.bundle import read_manifest
     from edgecls.runtime.benchmark import PYTORCH
 
-    formats = ",".join(e["format"] for e in json.loads((model / "manifest.json").read_text())["files"])
+    formats = ",".join(e["format"] for e in read_manifest(model)["files"])
     same = ("--data", str(data), "--check-images", "1000", "--json")
     sides = {"device": ("benchmark", str(model), *same),
              "torch": ("benchmark", str(checkpoint), "--export", str(model), "--formats", formats, *same)}

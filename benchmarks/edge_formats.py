@@ -6,8 +6,9 @@
 For each shipped model's checkpoint: export every format (`--format all --int8`, the default 300 seeded
 calibration images), then run every file in every runtime engine that can run it on all 10,000 test images
 (preprocessed once, exactly as PyTorch was fed), against PyTorch eager FP32 on the same tensors. Per row:
-file size, load time (opening the file; the engine's library already imported), batch-1 p50 latency, batch-64 throughput, top-1 agreement
-with PyTorch (near-ties counted under the bundle's rule), accuracy and its change, and the issue's target:
+file size, load time (opening the file; the engine's library already imported), batch-1 p50 latency, batch-64
+throughput, top-1 agreement with PyTorch (near-ties counted under the bundle's rule), accuracy and its change,
+and the issue's target:
 FP32 rows under the FP32 rule (every top-1 equal but for counted near-ties), FP16 rows >= 99.9% agreement,
 INT8 rows >= 99% agreement and within 0.5 points of PyTorch's accuracy. The default-precision checks
 (OpenVINO at the CPU's own precision, NCNN at its default fp16) are extra rows, not targets.
@@ -137,8 +138,8 @@ def main() -> None:
                     f"`python benchmarks/edge_formats.py --models {args.models}` (edgecls {__version__}) on "
                     f"{cpu_name()}, {usable_cores()} cores, instruction sets: {flags}. All {TEST_IMAGES:,} CIFAR-10 "
                     "test images per row, against PyTorch eager FP32 on the same tensors; load = opening the file "
-                    f"(the engine's library already imported); p50 at batch 1 ({args.latency_runs} runs), img/s at batch 64 ({args.throughput_runs} "
-                    "runs).\n\n" + markdown(rows) + "\n")
+                    f"(the engine's library already imported); p50 at batch 1 ({args.latency_runs} runs), img/s at "
+                    f"batch 64 ({args.throughput_runs} runs).\n\n" + markdown(rows) + "\n")
             write_text_atomic(out, text)
             print(text)
     print(f"wrote {out}")

@@ -224,9 +224,11 @@ def main() -> None:
     report: dict = {"cpu": cpu_name(), "instruction_sets": instruction_sets(), "python": args.python}
     print(f"{report['cpu']}: {' '.join(report['instruction_sets']) or 'no AVX2'}; python {args.python}")
     capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    if capped:  # the proxy for a CPU without int8 dot products: OpenVINO's oneDNN obeys it, onnxruntime's MLAS has no such knob
+    # the proxy for a CPU without int8 dot products: OpenVINO's oneDNN obeys it, onnxruntime's MLAS has no such knob
+    if capped:
         report["onednn_max_cpu_isa"] = capped
-        print(f"OpenVINO capped at ONEDNN_MAX_CPU_ISA={capped}; onnxruntime (MLAS) has no such knob and runs as this CPU allows")
+        print(f"OpenVINO capped at ONEDNN_MAX_CPU_ISA={capped}; onnxruntime (MLAS) has no such knob and runs as "
+              "this CPU allows")
     if "cold" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             images = {"cifar.jpg": sorted((args.data / "test" / "cat").iterdir())[0],
@@ -239,9 +241,9 @@ def main() -> None:
         print("import breakdown (cumulative ms): " + ", ".join(f"{n} {ms:.0f}" for n, ms in report["imports_ms"]))
     if "stream" not in skip:
         s = report["stream"] = stream(args.python, args.model, args.data, args.stream_runs, args.stream_backend)
-        print(f"stream {s['images']} JPEGs ({args.stream_backend}): CLI {s['cli_img_s']:.0f} img/s (whole command) vs in-process predict "
-              f"{s['in_process_img_s']:.0f} img/s: {s['cli_img_s'] / s['in_process_img_s']:.1%}; vs a script doing "
-              f"the same whole job {s['script_img_s']:.0f} img/s: {s['cli_img_s'] / s['script_img_s']:.1%}; the CLI's "
+        print(f"stream {s['images']} JPEGs ({args.stream_backend}): CLI {s['cli_img_s']:.0f} img/s (whole command) "
+              f"vs in-process predict {s['in_process_img_s']:.0f} img/s: "
+              f"{s['cli_img_s'] / s['in_process_img_s']:.1%}; vs a script doing the same whole job {s['script_img_s']:.0f} img/s: {s['cli_img_s'] / s['script_img_s']:.1%}; the CLI's "
               f"start-up taken out {s['cli_streaming_img_s']:.0f} img/s: "
               f"{s['cli_streaming_img_s'] / s['in_process_img_s']:.1%} of predict")
     if "overhead" not in skip:

@@ -58,7 +58,8 @@ def two_process_run(tmp_path_factory, cifar_dir, cache_dir):
 
 def test_two_processes_learn_and_write_one_set_of_outputs(two_process_run):
     out, stdout = two_process_run
-    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "confusion.png", "curves.png", "last.pt", "metrics.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["best.pt", "confusion.png", "curves.png", "last.pt",
+                                                     "metrics.json"]
     assert stdout.count("best test accuracy") == 1 and "2 processes × 32 images" in stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 2 and metrics["best_acc"] > 0.2  # chance is 0.1
@@ -129,7 +130,8 @@ def test_sharded_evaluation_matches_a_single_process_evaluation(two_process_run,
     assert abs(run_hits - hits) <= swing, f"the run counted {run_hits} hits, a single process {hits} (±{swing})"
 
 
-def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(tmp_path, trained_checkpoint, cifar_dir, cache_dir):
+def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(tmp_path, trained_checkpoint, cifar_dir,
+                                                                        cache_dir):
     """DDP averages gradients over the global batch, so a step equals one process's step on it.
 
     BatchNorm in train mode normalizes each process's half on its own (SyncBatchNorm is GPU-only

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from edgecls import __version__
-from edgecls.tolerance import (AGREEMENT, FP32_MAX_REL_DLOGIT, MAX_ABS_DLOGIT, MAX_REL_DLOGIT, fp32_failures, max_rel_dlogit,
-                               near_tie_images, top1_agreement)
+from edgecls.tolerance import (AGREEMENT, FP32_MAX_REL_DLOGIT, MAX_ABS_DLOGIT, MAX_REL_DLOGIT, fp32_failures,
+                               max_rel_dlogit, near_tie_images, top1_agreement)
 
 from .conftest import assert_fp32_row, assert_one_line_error, run_cli
 

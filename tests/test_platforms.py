@@ -142,7 +142,8 @@ main()
 
 
 def simulated(platform: str, *args, torch: bool = False) -> list[str]:
-    code = PRELUDE.format(optional=OPTIONAL_RUNTIMES, torch=", torch" if torch else ", starlette, uvicorn" if args[0] == "serve" else "",
+    heavy = ", torch" if torch else ", starlette, uvicorn" if args[0] == "serve" else ""
+    code = PRELUDE.format(optional=OPTIONAL_RUNTIMES, torch=heavy,
                           windows="sys.modules['resource'] = None\n" if platform == "win32" else "",
                           platform=platform, args=[str(a) for a in args])
     return [sys.executable, "-c", code]

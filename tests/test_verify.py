@@ -23,7 +23,8 @@ from edgecls.host import has_bf16
 
 from .conftest import assert_fp32_row, assert_one_line_error, run_cli
 
-BLOCK_TORCH = "import sys\nfor n in ('torch', 'torchvision', 'onnx', 'nncf', 'matplotlib'):\n    sys.modules[n] = None\n"
+BLOCK_TORCH = ("import sys\nfor n in ('torch', 'torchvision', 'onnx', 'nncf', 'matplotlib'):\n"
+               "    sys.modules[n] = None\n")
 
 
 def verify(*args: str, env: dict | None = None):
@@ -75,7 +76,8 @@ def test_the_table_names_engine_versions_and_the_verdict(export_dir):
 
 
 def test_verify_runs_without_pytorch(export_dir):
-    code = BLOCK_TORCH + f"sys.argv = ['edgecls', 'verify', {str(export_dir)!r}]\nfrom edgecls.cli import main\nmain()\n"
+    code = BLOCK_TORCH + f"sys.argv = ['edgecls', 'verify', {str(export_dir)!r}]\nfrom edgecls.cli import main\n" \
+        "main()\n"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout
