@@ -243,7 +243,8 @@ def main() -> None:
         s = report["stream"] = stream(args.python, args.model, args.data, args.stream_runs, args.stream_backend)
         print(f"stream {s['images']} JPEGs ({args.stream_backend}): CLI {s['cli_img_s']:.0f} img/s (whole command) "
               f"vs in-process predict {s['in_process_img_s']:.0f} img/s: "
-              f"{s['cli_img_s'] / s['in_process_img_s']:.1%}; vs a script doing the same whole job {s['script_img_s']:.0f} img/s: {s['cli_img_s'] / s['script_img_s']:.1%}; the CLI's "
+              f"{s['cli_img_s'] / s['in_process_img_s']:.1%}; vs a script doing the same whole job "
+              f"{s['script_img_s']:.0f} img/s: {s['cli_img_s'] / s['script_img_s']:.1%}; the CLI's "
               f"start-up taken out {s['cli_streaming_img_s']:.0f} img/s: "
               f"{s['cli_streaming_img_s'] / s['in_process_img_s']:.1%} of predict")
     if "overhead" not in skip:
