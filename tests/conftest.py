@@ -19,6 +19,16 @@ CIFAR = (REPO.parent / "shared" / "datasets" / "cifar10").resolve()
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
+def torchvision_transform(size: int, mean=None, std=None):
+    """The reference an image's pixels and tensor are checked against, written once: torchvision's eval transform
+    (shorter side resized to ``size``, center crop), then ToTensor and Normalize when ``mean`` and ``std`` are
+    given (else a PIL image)."""
+    from torchvision import transforms as T
+
+    steps = [T.Resize(size), T.CenterCrop(size)]
+    return T.Compose(steps + ([T.ToTensor(), T.Normalize(mean, std)] if mean is not None else []))
+
+
 def copy_subset(dst: Path, per_class_train: int, per_class_test: int, classes=CLASSES) -> Path:
     """A real image folder with the first N images of each class."""
     for split, count in (("train", per_class_train), ("test", per_class_test)):

@@ -6,13 +6,14 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from torchvision import transforms as T
 
 from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb
 
+from .conftest import torchvision_transform
+
 
 def torchvision_eval(img: Image.Image, size: int) -> np.ndarray:
-    return np.asarray(T.Compose([T.Resize(size), T.CenterCrop(size)])(img))
+    return np.asarray(torchvision_transform(size)(img))
 
 
 def test_real_test_images_pass_through_unchanged(cifar_dir):

@@ -32,7 +32,7 @@ from edgecls.export.formats import FORMATS
 from edgecls.spec import ModelSpec
 from edgecls.tolerance import fp32_failures, near_tie_images, top1_agreement
 
-from .conftest import REPO, train_briefly
+from .conftest import REPO, torchvision_transform, train_briefly
 
 pytestmark = [pytest.mark.parity,
               pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning")]
@@ -154,10 +154,7 @@ def test_runtime_end_to_end_matches_torchvision(case):
 
 
 def torchvision_logits(case: Case) -> np.ndarray:
-    from torchvision import transforms as T
-
-    size = case.spec.input_size
-    tf = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize(case.spec.mean, case.spec.std)])
+    tf = torchvision_transform(case.spec.input_size, case.spec.mean, case.spec.std)
     chunks = []
     with torch.no_grad():
         for start in range(0, len(case.paths), 250):
