@@ -184,10 +184,11 @@ SECTIONS = {"eval": report_eval, "verify": report_verify, "latency": report_late
 def main() -> None:
     from edgecls.host import cpu_name, instruction_sets
     from edgecls.host import usable_cores
+    from edgecls.shipped import reference_bundle, reference_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=REPO / "artifacts/reference/exports")
-    ap.add_argument("--checkpoint", type=Path, default=REPO / "artifacts/reference/resnet20.pt")
+    ap.add_argument("--model", type=Path, default=reference_bundle())
+    ap.add_argument("--checkpoint", type=Path, default=reference_checkpoint())
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/cifar10")
     ap.add_argument("--rounds", type=int, default=3, help="eval vs predict rounds")
     ap.add_argument("--latency-rounds", type=int, default=6, help="benchmark rounds per side")

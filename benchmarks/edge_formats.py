@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.shipped import reference_checkpoint
+
 REPO = Path(__file__).resolve().parents[1]
-CHECKPOINTS = {"resnet20": REPO / "artifacts/reference/resnet20.pt",
-               "airbench": REPO / "artifacts/reference/airbench/airbench.pt"}
 TEST_IMAGES = 10_000
 TARGET_FP16, TARGET_INT8, TARGET_INT8_POINTS = 0.999, 0.99, 0.5
 
@@ -41,7 +41,7 @@ def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throug
     from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, engine_available
 
     out = workdir / name
-    result = export_checkpoint(ExportOptions(checkpoint=CHECKPOINTS[name], formats="all", int8=True, out=out,
+    result = export_checkpoint(ExportOptions(checkpoint=reference_checkpoint(name), formats="all", int8=True, out=out,
                                              data=data, check_images=0), log=print)
     manifest = result.manifest
     from edgecls.spec import ModelSpec
@@ -50,7 +50,7 @@ def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throug
     check = load_check_set(data, spec, TEST_IMAGES, 0, None, None)
     from edgecls.export.pipeline import load_export_source
 
-    _, model, _ = load_export_source(CHECKPOINTS[name])
+    _, model, _ = load_export_source(reference_checkpoint(name))
     ref = reference_logits(model, check.images)
     rows = []
     for entry in manifest["files"]:

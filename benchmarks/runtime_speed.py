@@ -204,10 +204,11 @@ def auto_choices(model: Path) -> dict[str, str]:
 def main() -> None:
     from edgecls.host import cpu_name, instruction_sets
     from edgecls.runtime.model_files import STREAM_IMAGES
+    from edgecls.shipped import reference_bundle
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--model", type=Path, default=REPO / "artifacts/reference/exports")
+    ap.add_argument("--model", type=Path, default=reference_bundle())
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/cifar10")
     ap.add_argument("--cold-runs", type=int, default=9)
     ap.add_argument("--stream-runs", type=int, default=3)

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from edgecls.runtime.benchmark import table_order
+from edgecls.shipped import reference_bundle
 
-from .conftest import REPO, assert_fp32_row, assert_one_line_error, run_cli
+from .conftest import assert_fp32_row, assert_one_line_error, run_cli
 
 ROWS = table_order()
 KEYS = {"format", "engine", "precision", "size_bytes", "accuracy", "agreement", "max_abs_dlogit", "latency_ms_p50",
@@ -81,6 +82,6 @@ def test_missing_checkpoint_is_one_line_error(tmp_path, cifar_dir):
 
 
 def test_export_of_another_checkpoint_is_refused(trained_checkpoint, cifar_dir, cache_dir):
-    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--export", str(REPO / "artifacts/reference/exports"),
+    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--export", str(reference_bundle()),
                    "--formats", "onnx")
     assert_one_line_error(result, "exported from a different checkpoint")

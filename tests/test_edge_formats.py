@@ -19,6 +19,7 @@ import pytest
 
 from edgecls.bundle import MANIFEST
 from edgecls.format_table import FORMATS, FP16, FP32, INT8, LITERT_BATCH
+from edgecls.shipped import reference_checkpoint
 from edgecls.tolerance import AGREEMENT, MAX_REL_DLOGIT, TOLERANCE, near_tie_cap
 
 from .conftest import REPO, assert_one_line_error, copy_subset, run_cli
@@ -121,7 +122,7 @@ def test_a_model_ncnn_cannot_express_is_named_not_half_built(tmp_path, cifar_dir
     """airbench's global max-pool is one ONNX ReduceMax, which pnnx leaves unmapped: `--format ncnn` fails in one
     line naming the layer (`--format all` lists it as skipped and builds the rest)."""
     out = tmp_path / "airbench"
-    result = run_cli("export", str(REPO / "artifacts/reference/airbench/airbench.pt"), "--format", "ncnn",
+    result = run_cli("export", str(reference_checkpoint("airbench")), "--format", "ncnn",
                      "--out", str(out), "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--check-images", "0")
     assert_one_line_error(result, "NCNN has no layer for ReduceMax")
     assert not out.exists() and not list(tmp_path.glob(".*"))

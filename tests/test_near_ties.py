@@ -18,13 +18,13 @@ from edgecls.export.data import CheckSet, load_check_set
 from edgecls.export.formats import FORMATS
 from edgecls.export.parity import check_all, reference_logits
 from edgecls.export.pipeline import ExportOptions, export_checkpoint
+from edgecls.shipped import reference_checkpoint
 from edgecls.spec import ModelSpec
 from edgecls.tolerance import AGREEMENT, FP32_MAX_REL_DLOGIT, NEAR_TIE_REL
 from edgecls.trainer.checkpoint import load_checkpoint, model_from_payload, read_checkpoint
 
-from .conftest import REPO
 
-SHIPPED = REPO / "artifacts" / "reference" / "resnet20.pt"
+SHIPPED = reference_checkpoint()
 IMAGES = 20  # few enough that no other image sits within the shifts below (checked)
 
 

@@ -29,15 +29,16 @@ import torch
 from PIL import Image
 
 from edgecls.export.formats import FORMATS
+from edgecls.shipped import reference_checkpoint
 from edgecls.spec import ModelSpec
 from edgecls.tolerance import fp32_failures, near_tie_images, top1_agreement
 
-from .conftest import REPO, torchvision_transform, train_briefly
+from .conftest import torchvision_transform, train_briefly
 
 pytestmark = [pytest.mark.parity,
               pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning")]
 
-REFERENCE = REPO / "artifacts" / "reference" / "resnet20.pt"
+REFERENCE = reference_checkpoint()
 RESNET18_ENV = "EDGECLS_RESNET18_CKPT"
 TEST_IMAGES = 10_000
 CI_RESNET18_IMAGES = 1_000
