@@ -94,10 +94,11 @@ def _file_choice(path: Path, backend: str, engines: tuple[str, ...], device: str
 def auto_engines(throughput: bool, flags: frozenset[str] | None = None) -> tuple[str, ...]:
     """The engines `auto` tries, fastest first for the work on this CPU (the README's "Which engine").
 
-    Measured on an AVX-512-VNNI EPYC: onnxruntime loads 4-8x faster than OpenVINO and answers a single
-    image ~30% sooner, and it is the base install's engine; OpenVINO's INT8 kernels stream ~12% more
-    images per second there. That lead rests on int8 dot products (VNNI, AMX), so without them (AVX2)
-    onnxruntime stays first for every kind of work.
+    On an AVX-512-VNNI CPU onnxruntime loads faster than OpenVINO and answers a single image sooner, and it
+    is the base install's engine; OpenVINO's INT8 kernels stream more images per second there
+    (benchmarks/results/runtime-speed-cpu-avx512bf16-2026-12-05.txt). That lead rests on int8 dot products
+    (VNNI, AMX), so without them (AVX2) onnxruntime stays first for every kind of work
+    (benchmarks/results/runtime-speed-ceiling-openvino-capped-avx2-2026-12-05.txt).
     """
     if throughput and has_vnni(flags) and engine_available(OPENVINO):
         return (OPENVINO, ONNXRUNTIME, *EDGE_ENGINES)
