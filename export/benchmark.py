@@ -2,14 +2,14 @@
 
 Rows come from the formats table (``formats.FORMATS``) plus a ``pytorch`` eager row. Every format
 runs through the same runner the exporter's parity check uses (OpenVINO FP32 pinned to f32), and
-accuracy/agreement/max |Δlogit| come from ``parity.compare`` against PyTorch eager on identical
-tensors, so the benchmark and the export gate can never measure differently. Timing, peak RSS and
+accuracy/agreement/max |Δlogit| come from ``parity.compare`` (the parity row of ``edgecls.tolerance``)
+against PyTorch eager on identical tensors, so the benchmark and the export gate can never measure
+differently. Timing, peak RSS and
 the row itself come from the runtime (``edgecls.runtime.measure``, ``edgecls.runtime.benchmark``),
 which times `edgecls benchmark EXPORT_DIR` on a device with the same code.
 
-Threads: torch reports its own pool (``torch.get_num_threads()``). The onnxruntime and OpenVINO
-runners leave the engine's thread pool at its default (one thread per core), which neither runner
-exposes, so their rows record the cores this process may use.
+Threads: torch reports its own pool (``torch.get_num_threads()``). The other runners open their engine
+with the runtime's default, the thread budget (``edgecls.host.thread_budget``), and their rows record it.
 """
 
 from __future__ import annotations

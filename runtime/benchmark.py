@@ -24,8 +24,8 @@ from edgecls.progress import track
 from edgecls.spec import ModelSpec
 from edgecls.tolerance import PARITY_KEYS, REFERENCE, compare_logits
 
-from .engines import PINNED, engine_available, missing_engine, open_engine
 from .classifier import Classifier, decode_array
+from .engines import PINNED, engine_available, missing_engine, open_engine
 from .evaluate import Labelled, labelled_files
 from .measure import THROUGHPUT_BATCH, speed
 from .model_files import BACKENDS, ModelChoice
