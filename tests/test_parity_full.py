@@ -87,8 +87,9 @@ def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
         limit, int8 = CI_RESNET18_IMAGES, False
     out = tmp_path_factory.mktemp(f"parity-{request.param}") / "export"
     # the edge formats' 10,000-image parity is benchmarks/edge_formats.py (issue 25), not a test's time
+    # no exporter check and no golden vectors: this module runs every file on its own images
     opts = ExportOptions(checkpoint=checkpoint, formats="torchscript,onnx,openvino", int8=int8, out=out,
-                         data=str(cifar_dir), cache_dir=str(cache_dir), check_images=0)
+                         data=str(cifar_dir), cache_dir=str(cache_dir), check_images=0, golden_images=0)
     manifest = export_checkpoint(opts, log=lambda m: None).manifest
     export = {e["format"]: out / e["path"] for e in manifest["files"]}
     model, meta = load_checkpoint(checkpoint)
