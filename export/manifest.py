@@ -5,7 +5,7 @@ One entry per format: its model file's path (relative to the export folder), siz
 input shape (``"batch"`` marks a dynamic axis), the source checkpoint's sha256 and the format's
 parity result. ``golden`` describes the golden vectors (``edgecls.golden_file.GOLDEN``): their file,
 what they hold and the tolerances ``edgecls verify`` applies. The contract's names live in
-``edgecls.bundle``; this module only writes.
+``edgecls.bundle`` and ``edgecls.tolerance``; this module only writes.
 """
 
 from __future__ import annotations

@@ -32,7 +32,8 @@ HASWELL = ("qemu-x86_64", "-cpu", "Haswell")
 VERIFY_INT8 = """
 import json, sys
 from pathlib import Path
-from edgecls.bundle import FORMATS, INT8, read_manifest
+from edgecls.bundle import read_manifest
+from edgecls.format_table import FORMATS, INT8
 from edgecls.runtime.engines import engine_available
 from edgecls.runtime.verify import verify_bundle
 folder = Path(sys.argv[1])
