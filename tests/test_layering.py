@@ -5,6 +5,7 @@
 - trainer/ imports neither the exporter nor the runtime, anywhere.
 - The ground floor (edgecls/*.py) imports none of the floors above it when a module loads.
 - The manifest's file name is written once, in the bundle module (``edgecls.bundle.MANIFEST``).
+- No import cycle, not even through an import inside a function (a package's ``__init__`` aside).
 """
 
 from __future__ import annotations
@@ -119,3 +120,36 @@ def test_the_manifest_file_name_is_written_in_the_bundle_module_alone():
              if p != BUNDLE_MODULE and (lines := manifest_literals(p.read_text()))}
     assert found == {}
     assert manifest_literals(f'x = f"{{folder}}/{MANIFEST_NAME}"\n"""{MANIFEST_NAME}"""') == [1]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the package's modules it imports anywhere, edges to its own parent packages aside."""
+    modules = {module_name(p): p for p in sources("edgecls", "runtime", "export", "trainer")}
+    graph = {}
+    for name, path in modules.items():
+        found = imports(path.read_text(), name, path.name == "__init__.py", module_level=False)
+        graph[name] = {n for n in found if n in modules and n != name and not name.startswith(n + ".")}
+    return graph
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` (its modules in order, the first repeated at the end), or []."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt, path + [nxt])):
+                return found
+        state[node] = 2
+        return []
+
+    return next((c for node in sorted(graph) if node not in state and (c := visit(node, [node]))), [])
+
+
+def test_no_import_cycle():
+    graph = import_graph()
+    assert len(graph) > 100 and cycle(graph) == []
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
