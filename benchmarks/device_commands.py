@@ -97,9 +97,10 @@ def cold_verify(runs: int) -> list[float]:
 def latency_side_by_side(model: Path, checkpoint: Path, data: Path, rounds: int) -> dict:
     """Best p50 and peak RSS per (format, engine) over the rounds, and each side's accuracy on the same 1000
     test images (the first of them is the one timed); the two sides alternate (ABBA) against drift."""
+    from edgecls.bundle import read_manifest
     from edgecls.runtime.benchmark import PYTORCH
 
-    formats = ",".join(e["format"] for e in json.loads((model / "manifest.json").read_text())["files"])
+    formats = ",".join(e["format"] for e in read_manifest(model)["files"])
     same = ("--data", str(data), "--check-images", "1000", "--json")
     sides = {"device": ("benchmark", str(model), *same),
              "torch": ("benchmark", str(checkpoint), "--export", str(model), "--formats", formats, *same)}
@@ -183,10 +184,11 @@ SECTIONS = {"eval": report_eval, "verify": report_verify, "latency": report_late
 def main() -> None:
     from edgecls.host import cpu_name, instruction_sets
     from edgecls.host import usable_cores
+    from edgecls.shipped import reference_bundle, reference_checkpoint
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=REPO / "artifacts/reference/exports")
-    ap.add_argument("--checkpoint", type=Path, default=REPO / "artifacts/reference/resnet20.pt")
+    ap.add_argument("--model", type=Path, default=reference_bundle())
+    ap.add_argument("--checkpoint", type=Path, default=reference_checkpoint())
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/cifar10")
     ap.add_argument("--rounds", type=int, default=3, help="eval vs predict rounds")
     ap.add_argument("--latency-rounds", type=int, default=6, help="benchmark rounds per side")

@@ -6,8 +6,9 @@
 For each shipped model's checkpoint: export every format (`--format all --int8`, the default 300 seeded
 calibration images), then run every file in every runtime engine that can run it on all 10,000 test images
 (preprocessed once, exactly as PyTorch was fed), against PyTorch eager FP32 on the same tensors. Per row:
-file size, load time (opening the file; the engine's library already imported), batch-1 p50 latency, batch-64 throughput, top-1 agreement
-with PyTorch (near-ties counted under the bundle's rule), accuracy and its change, and the issue's target:
+file size, load time (opening the file; the engine's library already imported), batch-1 p50 latency, batch-64
+throughput, top-1 agreement with PyTorch (near-ties counted under the bundle's rule), accuracy and its change,
+and the issue's target:
 FP32 rows under the FP32 rule (every top-1 equal but for counted near-ties), FP16 rows >= 99.9% agreement,
 INT8 rows >= 99% agreement and within 0.5 points of PyTorch's accuracy. The default-precision checks
 (OpenVINO at the CPU's own precision, NCNN at its default fp16) are extra rows, not targets.
@@ -25,22 +26,22 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecls.shipped import reference_checkpoint
+
 REPO = Path(__file__).resolve().parents[1]
-CHECKPOINTS = {"resnet20": REPO / "artifacts/reference/resnet20.pt",
-               "airbench": REPO / "artifacts/reference/airbench/airbench.pt"}
 TEST_IMAGES = 10_000
 TARGET_FP16, TARGET_INT8, TARGET_INT8_POINTS = 0.999, 0.99, 0.5
 
 
 def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throughput_runs: int) -> list[dict]:
-    from edgecls.bundle import FORMATS, TORCH
     from edgecls.export.data import load_check_set
     from edgecls.export.parity import reference_logits
     from edgecls.export.pipeline import ExportOptions, export_checkpoint
+    from edgecls.format_table import FORMATS, TORCH
     from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, engine_available
 
     out = workdir / name
-    result = export_checkpoint(ExportOptions(checkpoint=CHECKPOINTS[name], formats="all", int8=True, out=out,
+    result = export_checkpoint(ExportOptions(checkpoint=reference_checkpoint(name), formats="all", int8=True, out=out,
                                              data=data, check_images=0), log=print)
     manifest = result.manifest
     from edgecls.spec import ModelSpec
@@ -49,7 +50,7 @@ def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throug
     check = load_check_set(data, spec, TEST_IMAGES, 0, None, None)
     from edgecls.export.pipeline import load_export_source
 
-    _, model, _ = load_export_source(CHECKPOINTS[name])
+    _, model, _ = load_export_source(reference_checkpoint(name))
     ref = reference_logits(model, check.images)
     rows = []
     for entry in manifest["files"]:
@@ -68,10 +69,11 @@ def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throug
 
 def measure_row(model: str, entry: dict, engine: str, precision: str, folder: Path, size: int, check, ref,
                 latency_runs: int, throughput_runs: int) -> dict:
-    from edgecls.bundle import FORMATS, TOLERANCE, top1_agreement
     from edgecls.export.parity import run_batched
+    from edgecls.format_table import FORMATS
     from edgecls.runtime.engines import PINNED, open_engine
     from edgecls.runtime.measure import speed
+    from edgecls.tolerance import TOLERANCE, top1_agreement
 
     info = FORMATS[entry["format"]]
     start = time.perf_counter()
@@ -136,8 +138,8 @@ def main() -> None:
                     f"`python benchmarks/edge_formats.py --models {args.models}` (edgecls {__version__}) on "
                     f"{cpu_name()}, {usable_cores()} cores, instruction sets: {flags}. All {TEST_IMAGES:,} CIFAR-10 "
                     "test images per row, against PyTorch eager FP32 on the same tensors; load = opening the file "
-                    f"(the engine's library already imported); p50 at batch 1 ({args.latency_runs} runs), img/s at batch 64 ({args.throughput_runs} "
-                    "runs).\n\n" + markdown(rows) + "\n")
+                    f"(the engine's library already imported); p50 at batch 1 ({args.latency_runs} runs), img/s at "
+                    f"batch 64 ({args.throughput_runs} runs).\n\n" + markdown(rows) + "\n")
             write_text_atomic(out, text)
             print(text)
     print(f"wrote {out}")

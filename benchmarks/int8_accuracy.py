@@ -29,18 +29,20 @@ def measure(ckpt: Path, data: str | None, cache_dir: str | None, max_drop: float
 
 
 def report(ckpt: Path, seed: int, manifest: dict) -> None:
+    from edgecls.tolerance import AGREEMENT, MAX_ABS_DLOGIT
+
     parity = manifest["parity"]
     print(f"{ckpt} ({manifest['spec']['model']}, calibration seed {seed}): FP32 (PyTorch) accuracy "
           f"{parity['reference_accuracy']:.2%} on {parity['images']} test images")
     for name, r in parity["results"].items():
         verdict = ""
         if name.endswith("-int8"):
-            ok = abs(r["accuracy_change_points"]) <= MAX_DROP_POINTS and r["top1_agreement"] >= MIN_AGREEMENT
+            ok = abs(r["accuracy_change_points"]) <= MAX_DROP_POINTS and r[AGREEMENT] >= MIN_AGREEMENT
             verdict = "  target met" if ok else "  TARGET MISSED"
         print(f"  {name:<14} accuracy {r['accuracy']:.2%}  Δ {r['accuracy_change_points']:+.2f} pts  "
-              f"agreement {r['top1_agreement']:.2%}  max|Δlogit| {r['max_abs_logit_diff']:.2e}{verdict}")
+              f"agreement {r[AGREEMENT]:.2%}  max|Δlogit| {r[MAX_ABS_DLOGIT]:.2e}{verdict}")
         for label, e in r["extra"].items():
-            print(f"    {label:<22} accuracy {e['accuracy']:.2%}  agreement {e['top1_agreement']:.2%}")
+            print(f"    {label:<22} accuracy {e['accuracy']:.2%}  agreement {e[AGREEMENT]:.2%}")
 
 
 def main() -> None:

@@ -35,7 +35,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = str(REPO.parent / "shared/datasets/cifar10")
-MODELS = {"resnet20": "artifacts/reference/resnet20.pt", "airbench": "artifacts/reference/airbench/airbench.pt"}
+MODELS = ("resnet20", "airbench")  # shipped models (edgecls.shipped)
 # name → quantize_static options; QDQ (unless named) and MinMax (unless named), on the same calibration images.
 CANDIDATES = {
     "u8s8": dict(activation_type="QUInt8", weight_type="QInt8", per_channel=True, reduce_range=False),
@@ -58,14 +58,16 @@ SHIPPED_INT8 = ("onnx-int8", "openvino-int8", "litert-int8", "executorch-int8")
 
 
 def prepare(out: Path, images: int, candidates: bool) -> None:
-    from edgecls.bundle import FORMATS, read_manifest, reference_bundle
+    from edgecls.bundle import read_manifest
     from edgecls.export.data import load_calibration, load_check_set
     from edgecls.export.parity import reference_logits
     from edgecls.export.pipeline import load_export_source
+    from edgecls.format_table import FORMATS
+    from edgecls.shipped import reference_bundle, reference_checkpoint
 
     out.mkdir(parents=True, exist_ok=True)
-    for model, ckpt in MODELS.items():
-        _, net, spec = load_export_source(REPO / ckpt)
+    for model in MODELS:
+        _, net, spec = load_export_source(reference_checkpoint(model))
         check = load_check_set(DATA, spec, images, 0, None, None)
         np.save(out / f"{model}.x.npy", check.images)
         np.save(out / f"{model}.labels.npy", check.labels)

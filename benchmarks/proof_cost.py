@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help="shipped models to measure, comma-separated")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
-    from edgecls.bundle import reference_bundle
+    from edgecls.shipped import reference_bundle
 
     lines = header(args)
     image = sorted((CIFAR / "test" / "dog").iterdir())[0]

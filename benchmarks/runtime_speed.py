@@ -160,8 +160,9 @@ def batch1_overhead(model: Path, data: Path, runs: int = 2000) -> dict[str, floa
 
 
 def backends(model: Path, runs: int = 300) -> list[dict]:
-    from edgecls.bundle import FORMATS, read_manifest
-    from edgecls.runtime.engines import open_engine, openvino_available
+    from edgecls.bundle import read_manifest
+    from edgecls.format_table import FORMATS
+    from edgecls.runtime.engines import engine_available, open_engine
 
     manifest = read_manifest(model)
     rng = np.random.default_rng(0)
@@ -169,7 +170,7 @@ def backends(model: Path, runs: int = 300) -> list[dict]:
     for entry in manifest["files"]:
         info = FORMATS[entry["format"]]
         for engine in info.engines:
-            if engine == "openvino" and not openvino_available():
+            if not engine_available(engine):
                 continue
             t0 = time.perf_counter()
             eng = open_engine(engine, model / entry["path"])
@@ -203,10 +204,11 @@ def auto_choices(model: Path) -> dict[str, str]:
 def main() -> None:
     from edgecls.host import cpu_name, instruction_sets
     from edgecls.runtime.model_files import STREAM_IMAGES
+    from edgecls.shipped import reference_bundle
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", default=sys.executable)
-    ap.add_argument("--model", type=Path, default=REPO / "artifacts/reference/exports")
+    ap.add_argument("--model", type=Path, default=reference_bundle())
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared/datasets/cifar10")
     ap.add_argument("--cold-runs", type=int, default=9)
     ap.add_argument("--stream-runs", type=int, default=3)
@@ -223,9 +225,11 @@ def main() -> None:
     report: dict = {"cpu": cpu_name(), "instruction_sets": instruction_sets(), "python": args.python}
     print(f"{report['cpu']}: {' '.join(report['instruction_sets']) or 'no AVX2'}; python {args.python}")
     capped = os.environ.get("ONEDNN_MAX_CPU_ISA")
-    if capped:  # the proxy for a CPU without int8 dot products: OpenVINO's oneDNN obeys it, onnxruntime's MLAS has no such knob
+    # the proxy for a CPU without int8 dot products: OpenVINO's oneDNN obeys it, onnxruntime's MLAS has no such knob
+    if capped:
         report["onednn_max_cpu_isa"] = capped
-        print(f"OpenVINO capped at ONEDNN_MAX_CPU_ISA={capped}; onnxruntime (MLAS) has no such knob and runs as this CPU allows")
+        print(f"OpenVINO capped at ONEDNN_MAX_CPU_ISA={capped}; onnxruntime (MLAS) has no such knob and runs as "
+              "this CPU allows")
     if "cold" not in skip:
         with tempfile.TemporaryDirectory() as tmp:
             images = {"cifar.jpg": sorted((args.data / "test" / "cat").iterdir())[0],
@@ -238,9 +242,10 @@ def main() -> None:
         print("import breakdown (cumulative ms): " + ", ".join(f"{n} {ms:.0f}" for n, ms in report["imports_ms"]))
     if "stream" not in skip:
         s = report["stream"] = stream(args.python, args.model, args.data, args.stream_runs, args.stream_backend)
-        print(f"stream {s['images']} JPEGs ({args.stream_backend}): CLI {s['cli_img_s']:.0f} img/s (whole command) vs in-process predict "
-              f"{s['in_process_img_s']:.0f} img/s: {s['cli_img_s'] / s['in_process_img_s']:.1%}; vs a script doing "
-              f"the same whole job {s['script_img_s']:.0f} img/s: {s['cli_img_s'] / s['script_img_s']:.1%}; the CLI's "
+        print(f"stream {s['images']} JPEGs ({args.stream_backend}): CLI {s['cli_img_s']:.0f} img/s (whole command) "
+              f"vs in-process predict {s['in_process_img_s']:.0f} img/s: "
+              f"{s['cli_img_s'] / s['in_process_img_s']:.1%}; vs a script doing the same whole job "
+              f"{s['script_img_s']:.0f} img/s: {s['cli_img_s'] / s['script_img_s']:.1%}; the CLI's "
               f"start-up taken out {s['cli_streaming_img_s']:.0f} img/s: "
               f"{s['cli_streaming_img_s'] / s['in_process_img_s']:.1%} of predict")
     if "overhead" not in skip:

@@ -46,8 +46,8 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from edgecls.bundle import reference_bundle  # noqa: E402
 from edgecls.runtime import Classifier  # noqa: E402
+from edgecls.shipped import reference_bundle  # noqa: E402
 
 CIFAR = REPO.parent / "shared" / "datasets" / "cifar10" / "test"
 WRK_SCRIPT = Path(__file__).with_name("serve_load_wrk.lua")

@@ -18,26 +18,28 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = "../shared/datasets/cifar10"
+# name → (formats, check images, formats dropped after the export); paths: edgecls.shipped
 BUNDLES = {
-    "resnet20": ("artifacts/reference/resnet20.pt", "artifacts/reference/exports",
-                 "onnx,openvino,onnx-fp16,openvino-fp16,litert,ncnn,executorch", "1000", ()),
-    "airbench": ("artifacts/reference/airbench/airbench.pt", "artifacts/reference/airbench/exports",
-                 "onnx,litert,executorch", "10000", ("litert", "executorch")),
+    "resnet20": ("onnx,openvino,onnx-fp16,openvino-fp16,litert,ncnn,executorch", "1000", ()),
+    "airbench": ("onnx,litert,executorch", "10000", ("litert", "executorch")),
 }
 
 
 def ship(name: str) -> None:
     from edgecls.export.prune import drop_formats
+    from edgecls.shipped import reference_bundle, reference_checkpoint
 
-    checkpoint, folder, formats, check_images, dropped = BUNDLES[name]
+    formats, check_images, dropped = BUNDLES[name]
+    folder = reference_bundle(name)
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "bundle" if dropped else REPO / folder
-        subprocess.run([sys.executable, "-m", "edgecls", "export", checkpoint, "--format", formats, "--int8",
-                        "--data", DATA, "--check-images", check_images, "--out", str(out)], cwd=REPO, check=True)
+        out = Path(tmp) / "bundle" if dropped else folder
+        subprocess.run([sys.executable, "-m", "edgecls", "export", str(reference_checkpoint(name)), "--format",
+                        formats, "--int8", "--data", DATA, "--check-images", check_images, "--out", str(out)],
+                       cwd=REPO, check=True)
         if dropped:
             drop_formats(out, list(dropped))
-            shutil.rmtree(REPO / folder)
-            shutil.copytree(out, REPO / folder)
+            shutil.rmtree(folder)
+            shutil.copytree(out, folder)
 
 
 if __name__ == "__main__":

@@ -54,11 +54,11 @@ class Stream:
 def streams(export: Path) -> list[Stream]:
     """`auto` on the export folder, then each engine and precision on its own file."""
     from edgecls.bundle import read_manifest
-    from edgecls.runtime.engines import openvino_available
+    from edgecls.runtime.engines import engine_available
 
     files = {e["format"]: export / e["path"] for e in read_manifest(export)["files"]}
     wanted = [("onnxruntime", "onnx-int8"), ("onnxruntime", "onnx")]
-    if openvino_available():
+    if engine_available("openvino"):
         wanted += [("openvino", "openvino-int8"), ("openvino", "openvino")]
     return [Stream("auto", export, "auto")] + [Stream(f"{fmt} via {engine}", files[fmt], engine)
                                               for engine, fmt in wanted if fmt in files]
@@ -163,7 +163,8 @@ def ceiling(python: str, edgecls: list[str], export: Path, data: Path, photos: i
                 rows.append({"folder": name, "images": len(paths), "stream": s.label,
                              "runs": f"{clf.choice.format} via {clf.choice.engine}", "decode_img_s": d_rate,
                              "pillow_img_s": statistics.median(r["pillow"] for r in decode),
-                             "decode_core_ms": 1000 / d_rate, "engine_img_s": e_rate, "engine_threads": clf.engine.threads,
+                             "decode_core_ms": 1000 / d_rate, "engine_img_s": e_rate,
+                             "engine_threads": clf.engine.threads,
                              "engine_core_ms": e_ms, "bound_img_s": bound, **rates,
                              **{f"{k}_of_bound": v / bound for k, v in rates.items()}})
     return rows
@@ -174,9 +175,9 @@ def print_rows(rows: list[dict], cores: int) -> None:
     for r in rows:
         if r["folder"] != folder:
             folder = r["folder"]
-            print(f"\nceiling, {folder} ({r['images']:,} images), {cores} cores: decoding {r['decode_img_s']:,.0f} img/s "
-                  f"on one thread = {r['decode_core_ms']:.3f} core-ms/img (bare Pillow open → RGB "
-                  f"{r['pillow_img_s']:,.0f} img/s)")
+            print(f"\nceiling, {folder} ({r['images']:,} images), {cores} cores: decoding "
+                  f"{r['decode_img_s']:,.0f} img/s on one thread = {r['decode_core_ms']:.3f} core-ms/img "
+                  f"(bare Pillow open → RGB {r['pillow_img_s']:,.0f} img/s)")
             print(f"  {'stream':<30} {'engine alone':>13} {'core-ms':>8} {'bound':>7} {'predict':>14} "
                   f"{'CLI stream':>14} {'CLI whole':>14}")
         name = r["stream"] if r["stream"] != "auto" else f"auto ({r['runs']})"

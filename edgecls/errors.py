@@ -13,5 +13,10 @@ class UsageError(EdgeclsError):
     exit_code = 2
 
 
+class FormatUnsupported(EdgeclsError):
+    """The format cannot express this model (e.g. an op its runtime has no layer for): `--format all` lists it
+    as skipped; named explicitly, it is the export's error."""
+
+
 class ProofFailed(EdgeclsError):
     """A model file fails its golden check on this machine and was not allowed to answer. The CLI exits 1."""

@@ -1,14 +1,16 @@
 """The one place that asks the OS and the CPU what they offer, answered on Linux, macOS and Windows, x86 and ARM.
 
-Cores this process may use, instruction sets (x86 ``flags``, ARM ``Features``, macOS ``sysctl hw.optional``),
-native bf16 and int8 dot products, the CPU's own feature key, the user's cache folder, the peak-memory counter,
-and which signals exist. The rest of the code asks
-here and never the OS itself (``tests/test_platforms.py`` fails on a Linux-only call anywhere else). Where the
-OS does not say, the answer is the conservative one: no instruction sets, fp32, no reload signal.
+Cores this process may use (its affinity mask and CPU quota) and the threads each pool takes of them,
+instruction sets (x86 ``flags``, ARM ``Features``, macOS ``sysctl hw.optional``), native bf16 and int8 dot
+products, the CPU's own feature key, the user's cache folder, the peak-memory counter, and which signals exist.
+The rest of the code asks here and never the OS itself (``tests/test_platforms.py`` fails on a Linux-only call
+anywhere else). Where the OS does not say, the answer is the conservative one: no instruction sets, fp32, no
+reload signal, no CPU quota.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import sys
@@ -27,18 +29,71 @@ MACOS_FEATURES = {"hw.optional.avx2_0": "avx2", "hw.optional.avx512f": "avx512f"
                   "hw.optional.arm.FEAT_DotProd": "asimddp", "hw.optional.arm.FEAT_I8MM": "i8mm",
                   "hw.optional.arm.FEAT_BF16": "bf16"}
 CPUINFO = Path("/proc/cpuinfo")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 _PROC_SELF = Path("/proc/self")
 
 
 # --- cores ----------------------------------------------------------------------------------------
 
 def usable_cores() -> int:
-    """Cores this process may run on: its affinity mask where the OS has one (Linux: cgroups, taskset),
-    else the count Python reports for the process (3.13+) or the machine."""
+    """Cores this process may run on: its affinity mask where the OS has one (Linux: cpusets, taskset), else the
+    count Python reports for the process (3.13+) or the machine; capped by a cgroup CPU quota, which no mask
+    shows (a container given 2 CPUs of quota on a 64-core host sees 64 cores in its mask)."""
     if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    count = getattr(os, "process_cpu_count", os.cpu_count)
-    return count() or 1
+        cores = len(os.sched_getaffinity(0))
+    else:
+        cores = getattr(os, "process_cpu_count", os.cpu_count)() or 1
+    quota = cpu_quota()
+    return max(1, min(cores, math.ceil(quota))) if quota else cores
+
+
+def thread_budget(reserve: int = 0, share: int = 1) -> int:
+    """The threads one pool of this process runs by default, the one rule every engine, stream, server and the
+    trainer ask: the usable cores, less ``reserve`` cores left to other work of the process (a server's event
+    loop), divided among ``share`` processes on this machine (torchrun's ranks); at least one."""
+    return max(1, (usable_cores() - reserve) // max(1, share))
+
+
+def cpu_quota() -> float | None:
+    """The CPUs a cgroup quota grants this process (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us`` over
+    ``cpu.cfs_period_us``), the tightest along its cgroup's path; None where there is no quota or no cgroup."""
+    try:
+        membership = (_PROC_SELF / "cgroup").read_text()
+    except OSError:  # not Linux, or no /proc
+        return None
+    quotas = [q for folder in cgroup_cpu_folders(membership, CGROUP_ROOT) if (q := _folder_quota(folder))]
+    return min(quotas) if quotas else None
+
+
+def cgroup_cpu_folders(membership: str, root: Path) -> list[Path]:
+    """The folders that may hold this process's CPU quota, from its /proc/self/cgroup text: its cgroup's folder
+    and each parent up to the mount, v2's unified tree and v1's cpu controller. A cgroup path that is not under
+    the mount (a container without its own cgroup namespace sees the host's path) falls back to the mount."""
+    folders = []
+    for line in membership.splitlines():
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if not controllers:
+            mount = root if (root / "cgroup.controllers").exists() else root / "unified"
+        elif "cpu" in controllers.split(","):
+            mount = next((root / name for name in (controllers, "cpu,cpuacct", "cpu") if (root / name).is_dir()),
+                         root / "cpu")
+        else:
+            continue
+        folder = mount / path.strip().lstrip("/")
+        folders += [f for f in (folder, *folder.parents) if f.is_relative_to(mount) and f.is_dir()] or [mount]
+    return folders
+
+
+def _folder_quota(folder: Path) -> float | None:
+    """One cgroup folder's CPU quota in CPUs, None when it sets none ("max", -1) or cannot be read."""
+    try:
+        if (folder / "cpu.max").exists():
+            quota, period = (folder / "cpu.max").read_text().split()[:2]
+        else:
+            quota, period = ((folder / f"cpu.cfs_{k}_us").read_text().strip() for k in ("quota", "period"))
+        return int(quota) / int(period) if quota not in ("max", "-1") and int(period) > 0 else None
+    except (OSError, ValueError):
+        return None
 
 
 # --- instruction sets -----------------------------------------------------------------------------

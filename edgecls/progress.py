@@ -9,7 +9,8 @@ T = TypeVar("T")
 
 def make_progress(enabled: bool = True):
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
     console = Console()  # stdout: log lines printed meanwhile are placed above the bar (redirect_stdout)
     return Progress(

@@ -2,32 +2,34 @@
 
 Rows come from the formats table (``formats.FORMATS``) plus a ``pytorch`` eager row. Every format
 runs through the same runner the exporter's parity check uses (OpenVINO FP32 pinned to f32), and
-accuracy/agreement/max |Δlogit| come from ``parity.compare`` against PyTorch eager on identical
-tensors, so the benchmark and the export gate can never measure differently. Timing, peak RSS and
+accuracy/agreement/max |Δlogit| come from ``parity.compare`` (the parity row of ``edgecls.tolerance``)
+against PyTorch eager on identical tensors, so the benchmark and the export gate can never measure
+differently. Timing, peak RSS and
 the row itself come from the runtime (``edgecls.runtime.measure``, ``edgecls.runtime.benchmark``),
 which times `edgecls benchmark EXPORT_DIR` on a device with the same code.
 
-Threads: torch reports its own pool (``torch.get_num_threads()``). The onnxruntime and OpenVINO
-runners leave the engine's thread pool at its default (one thread per core), which neither runner
-exposes, so their rows record the cores this process may use.
+Threads: torch reports its own pool (``torch.get_num_threads()``). The other runners open their engine
+with the runtime's default, the thread budget (``edgecls.host.thread_budget``), and their rows record it.
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from edgecls.bundle import TORCH
+from edgecls.bundle import MANIFEST, has_manifest, manifest_path, read_manifest
 from edgecls.errors import EdgeclsError
-from edgecls.host import peak_rss_bytes, reset_peak_rss, usable_cores
-from edgecls.runtime.benchmark import PYTORCH, make_row, table_order
+from edgecls.format_table import TORCH
+from edgecls.host import peak_rss_bytes, reset_peak_rss, thread_budget
+from edgecls.runtime.benchmark import AGREEMENT_IMAGES, PYTORCH, make_row, no_agreement, table_order
 from edgecls.runtime.measure import THROUGHPUT_BATCH, speed
+from edgecls.tolerance import PARITY_KEYS
 
 from .formats import FORMATS, Runner
 
@@ -63,8 +65,8 @@ class BenchOptions:
         for ok, message in checks:
             if not ok:
                 raise EdgeclsError(message)
-        if self.export_dir is not None and not (Path(self.export_dir) / "manifest.json").is_file():
-            raise EdgeclsError(f"--export {self.export_dir} has no manifest.json (not an edgecls export folder)")
+        if self.export_dir is not None and not has_manifest(self.export_dir):
+            raise EdgeclsError(f"--export {self.export_dir} has no {MANIFEST} (not an edgecls export folder)")
         return [n for n in ORDER if n in names]
 
 
@@ -95,8 +97,8 @@ def run_benchmark(opts: BenchOptions, log: Callable[[str], None] = print) -> lis
             f"{', '.join(names)}")
         rows = []
         if PYTORCH in names:
-            rows.append(measure(PYTORCH, lambda: eager_runner(model), ckpt.stat().st_size, check, ref, opts))
-        rows += [measure(n, lambda: FORMATS[n].load(path), size, check, ref, opts)
+            rows.append(measure(PYTORCH, partial(eager_runner, model), ckpt.stat().st_size, check, ref, opts))
+        rows += [measure(n, partial(FORMATS[n].load, path), size, check, ref, opts)
                  for n, (path, size) in files.items()]
     return rows
 
@@ -119,13 +121,9 @@ def measure(name: str, load: Callable[[], Runner], size_bytes: int, check, ref: 
     quality = compare(run_batched(run, check.images, CHECK_BATCH, f"{name}: {len(check.labels)} images"),
                       ref, check.labels)
     n = int(len(check.labels))
-    reference = name == PYTORCH  # the row the others are measured against: its speed and accuracy, no agreement
-    quality = {"accuracy": quality["accuracy"], "accuracy_images": n,
-               **({"agreement": None, "near_ties": None, "max_abs_dlogit": None, "max_rel_dlogit": None,
-                   "agreement_images": 0} if reference else
-                  {"agreement": quality["top1_agreement"], "near_ties": quality["near_ties"],
-                   "max_abs_dlogit": quality["max_abs_logit_diff"], "max_rel_dlogit": quality["max_rel_logit_diff"],
-                   "agreement_images": n})}
+    # the reference row is what the others are measured against: its speed and accuracy, no agreement
+    agreement = no_agreement() if name == PYTORCH else {**{k: quality[k] for k in PARITY_KEYS}, AGREEMENT_IMAGES: n}
+    quality = {"accuracy": quality["accuracy"], "accuracy_images": n, **agreement}
     timing = speed(run, check.images, name, opts.latency_runs, opts.throughput_runs, opts.batch_size)
     engine = TORCH if name == PYTORCH else FORMATS[name].engine
     return make_row(name, engine, size_bytes, _threads(name), quality, timing, peak_rss_bytes(), "cpu")
@@ -144,11 +142,11 @@ def _export(names: list[str], data_opts, tmp: Path, log) -> Path:
 
 def _export_files(folder: Path, names: list[str], ckpt_sha256: str) -> dict[str, tuple[Path, int]]:
     """(model file, bytes of all its files) by format, in ``names`` order; the export must be of this checkpoint."""
+    manifest = read_manifest(folder)
     try:
-        manifest = json.loads((folder / "manifest.json").read_text())
         files = {e["format"]: e for e in manifest["files"]}
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise EdgeclsError(f"cannot read {folder / 'manifest.json'} ({type(e).__name__})") from None
+    except (KeyError, TypeError) as e:
+        raise EdgeclsError(f"cannot read {manifest_path(folder)} ({type(e).__name__})") from None
     if manifest.get("source", {}).get("sha256") != ckpt_sha256:
         raise EdgeclsError(f"{folder} was exported from a different checkpoint (source sha256 differs)")
     missing = [n for n in names if n not in files]
@@ -159,7 +157,7 @@ def _export_files(folder: Path, names: list[str], ckpt_sha256: str) -> dict[str,
 
 
 def _threads(name: str) -> int:
-    """torch's own pool; for onnxruntime/OpenVINO the runtime's default (the cores this process may use)."""
+    """torch's own pool; for the other engines the runtime's default, the thread budget."""
     if name == PYTORCH or FORMATS[name].engine == TORCH:
         return torch.get_num_threads()
-    return usable_cores()
+    return thread_budget()

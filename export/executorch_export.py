@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from edgecls.bundle import INT8
+from edgecls.format_table import INT8
 
 from .job import ExportJob
 from .metadata import with_precision, write_sidecar

@@ -1,4 +1,4 @@
-"""The exporter's build rows, keyed by the bundle's format names (``edgecls.bundle.FORMATS``).
+"""The exporter's build rows, keyed by the bundle's format names (``edgecls.format_table.FORMATS``).
 
 A row adds to the bundle's description of a format (precision, engines, files) how to build it,
 how to run it for the parity gate and what to record about it. ONNX and OpenVINO files run
@@ -19,10 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from edgecls.bundle import FORMATS as BUNDLE_FORMATS
-from edgecls.bundle import INT8, FormatInfo
 from edgecls.errors import EdgeclsError, UsageError
 from edgecls.extras import EXTRAS, missing_of
+from edgecls.format_table import FORMATS as BUNDLE_FORMATS
+from edgecls.format_table import INT8, FormatInfo
 from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, open_engine
 
 from .executorch_export import build_executorch, build_executorch_int8, executorch_int8_settings, executorch_limits

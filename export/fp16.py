@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgecls.bundle import FP16
+from edgecls.format_table import FP16
 
 from .job import ExportJob
 from .metadata import stamp_onnx_file, stamp_openvino, with_precision
+from .onnx_export import build_onnx
 from .sources import built_or_scratch
 
 
@@ -23,7 +24,7 @@ def build_onnx_fp16(job: ExportJob, path: Path) -> None:
     import onnx
     from onnxconverter_common import float16
 
-    with built_or_scratch(job, "onnx") as fp32:
+    with built_or_scratch(job, "onnx", build_onnx) as fp32:
         model = onnx.load(str(fp32))
     half = float16.convert_float_to_float16(model, keep_io_types=True)
     onnx.save(half, str(path))

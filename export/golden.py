@@ -1,6 +1,6 @@
 """Golden vectors: held-out images and the logits PyTorch and every built file gave for them.
 
-They go into the bundle (``edgecls.bundle.GOLDEN``) so a device without PyTorch can prove that
+They go into the bundle (``edgecls.golden_file.GOLDEN``) so a device without PyTorch can prove that
 its engines, versions and CPU reproduce the model (``edgecls verify``). Images are the uint8
 pixels PyTorch was fed (lossless); the original encoded files ride along for the end-to-end row.
 """
@@ -13,9 +13,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from edgecls.bundle import GOLDEN, REFERENCE, TOLERANCE, Golden, file_entry, write_golden
+from edgecls.bundle import file_entry
+from edgecls.format_table import ONNXRUNTIME, OPENVINO
+from edgecls.golden_file import GOLDEN, Golden, write_golden
 from edgecls.host import instruction_sets
-from edgecls.runtime.engines import openvino_available
+from edgecls.runtime.engines import engine_available, engine_version
+from edgecls.tolerance import REFERENCE, TOLERANCE
 
 from edgecls.trainer.data import SplitPlan
 
@@ -50,11 +53,5 @@ def _png(pixels: np.ndarray) -> bytes:
 
 
 def _build_machine() -> dict:
-    import onnxruntime
-
-    versions = {"onnxruntime": onnxruntime.__version__}
-    if openvino_available():
-        import openvino
-
-        versions["openvino"] = openvino.get_version().split("-")[0]
+    versions = {e: engine_version(e) for e in (ONNXRUNTIME, OPENVINO) if engine_available(e)}
     return {**versions, "cpu_instruction_sets": instruction_sets()}

@@ -3,7 +3,7 @@
 ``litert_torch.convert`` captures the PyTorch model with ``torch.export`` and lowers it to TFLite ops
 (no TensorFlow install; it pulls jax). The input stays NCHW float32 as the other files take it (the
 converter inserts the transposes). LiteRT has no dynamic shapes: the file is fixed at
-``edgecls.bundle.LITERT_BATCH`` images, recorded in the manifest's ``input_shape``, and the engine feeds
+``edgecls.format_table.LITERT_BATCH`` images, recorded in the manifest's ``input_shape``, and the engine feeds
 any number of images that many at a time.
 
 INT8: ``ai-edge-quantizer``'s ``static_wi8_ai8`` recipe (per-channel int8 weights, int8 activations,
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgecls.bundle import INT8, LITERT_BATCH
+from edgecls.format_table import INT8, LITERT_BATCH
 
 from .job import ExportJob
 from .metadata import with_precision, write_sidecar

@@ -3,9 +3,9 @@
 One entry per format: its model file's path (relative to the export folder), size and sha256,
 ``companions`` with the same for its other files (an OpenVINO IR's ``.bin``), precision, engine,
 input shape (``"batch"`` marks a dynamic axis), the source checkpoint's sha256 and the format's
-parity result. ``golden`` describes the golden vectors (``edgecls.bundle.GOLDEN``): their file,
+parity result. ``golden`` describes the golden vectors (``edgecls.golden_file.GOLDEN``): their file,
 what they hold and the tolerances ``edgecls verify`` applies. The contract's names live in
-``edgecls.bundle``; this module only writes.
+``edgecls.bundle`` and ``edgecls.tolerance``; this module only writes.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Where they live:
 - ONNX: ``ModelProto.metadata_props`` (``onnxruntime``: ``session.get_modelmeta().custom_metadata_map``).
 - OpenVINO IR: top-level ``rt_info`` entries, one per key (``model.get_rt_info([key]).astype(str)``).
 - TorchScript: extra files in the archive (``torch.jit.load(path, _extra_files={key: ""})``).
-- NCNN, LiteRT, ExecuTorch: a JSON object beside the model file (``edgecls.bundle.META_SIDECAR``).
+- NCNN, LiteRT, ExecuTorch: a JSON object beside the model file (``edgecls.format_table.META_SIDECAR``).
 
 Only writers live here: the runtime reads these keys itself (``edgecls.spec.spec_from_metadata``)
 and never imports ``edgecls.export``.
@@ -58,7 +58,7 @@ def write_sidecar(model_file: Path, metadata: dict[str, str]) -> Path:
     """The metadata of a format that has no place for it, as ``<model file>`` + ``META_SIDECAR``."""
     import json
 
-    from edgecls.bundle import META_SIDECAR
+    from edgecls.format_table import META_SIDECAR
 
     side = Path(str(model_file) + META_SIDECAR)
     side.write_text(json.dumps(metadata, indent=1, sort_keys=True) + "\n")

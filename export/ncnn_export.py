@@ -4,7 +4,7 @@ pnnx is run on the ONNX file rather than on a TorchScript trace: the ONNX file i
 already proven, and TorchScript is deprecated upstream. The input shape is given as one image (NCNN's Mat
 holds one image; the engine feeds batches image by image). pnnx's other outputs (its own .param/.bin,
 Python and ONNX re-exports) go to a scratch folder. NCNN has no place for metadata in its files, so
-edgecls's metadata rides beside them (``edgecls.bundle.META_SIDECAR``).
+edgecls's metadata rides beside them (``edgecls.format_table.META_SIDECAR``).
 
 Pip ships no NCNN INT8 tools (``ncnn2table``/``ncnn2int8`` are C++ builds), so there is no NCNN INT8 row.
 NCNN's default options compute in fp16 on CPUs that can convert it, x86 included: the engine pins FP32
@@ -19,11 +19,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, FormatUnsupported
 
 from .job import ExportJob
 from .metadata import write_sidecar
-from .sources import FormatUnsupported, built_or_scratch
+from .onnx_export import build_onnx
+from .sources import built_or_scratch
 
 
 def pnnx_executable() -> Path:
@@ -45,7 +46,7 @@ def unknown_layers(param: Path) -> list[str]:
 def build_ncnn(job: ExportJob, path: Path) -> None:
     size = job.spec.input_size
     weights = path.with_suffix(".bin")
-    with built_or_scratch(job, "onnx") as onnx_file, tempfile.TemporaryDirectory(dir=job.workdir,
+    with built_or_scratch(job, "onnx", build_onnx) as onnx_file, tempfile.TemporaryDirectory(dir=job.workdir,
                                                                                    prefix=".pnnx-") as scratch:
         work = Path(scratch)
         source = work / "model.onnx"  # pnnx writes model.pnnxsim.onnx beside its input

@@ -1,6 +1,6 @@
 """Every built file, run in its own engine, against PyTorch eager FP32 on identical input tensors.
 
-FP32 files must be PyTorch's equal under the bundle's one rule (``edgecls.bundle.fp32_failures``: every
+FP32 files must be PyTorch's equal under the bundle's one rule (``edgecls.tolerance.fp32_failures``: every
 top-1 equal but for counted near-ties, logits within FP32_MAX_REL_DLOGIT), or the export fails. INT8 files
 and the extra checks (e.g. OpenVINO at the CPU's default precision) are
 reported (agreement, max |Δlogit|, accuracy change in points) but never fail the export.
@@ -14,9 +14,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from edgecls.bundle import (FP16, FP32, FP32_MAX_REL_DLOGIT, REFERENCE, TOLERANCE, fp32_failures, max_rel_dlogit,
-                            top1_agreement)
+from edgecls.format_table import FP16, FP32
 from edgecls.progress import track
+from edgecls.tolerance import (AGREEMENT, FP32_MAX_REL_DLOGIT, MAX_ABS_DLOGIT, MAX_REL_DLOGIT, NEAR_TIES, REFERENCE,
+                               TOLERANCE, compare_logits, fp32_failures)
 
 from .data import CheckSet
 from .formats import Format, Runner
@@ -34,16 +35,10 @@ def run_batched(run: Runner, images: np.ndarray, batch: int, desc: str) -> np.nd
 
 
 def compare(logits: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:
-    pred, ref_pred = logits.argmax(1), ref.argmax(1)
-    accuracy, ref_accuracy = float((pred == labels).mean()), float((ref_pred == labels).mean())
-    return {
-        "top1_agreement": float((pred == ref_pred).mean()),
-        "near_ties": len(top1_agreement(logits, ref).near_ties),
-        "max_abs_logit_diff": float(np.abs(logits.astype(np.float64) - ref).max()),
-        "max_rel_logit_diff": max_rel_dlogit(logits, ref),
-        "accuracy": accuracy,
-        "accuracy_change_points": round((accuracy - ref_accuracy) * 100, 4),
-    }
+    """The parity row (`edgecls.tolerance.compare_logits`) and the accuracy it costs on ``labels``."""
+    accuracy, ref_accuracy = float((logits.argmax(1) == labels).mean()), float((ref.argmax(1) == labels).mean())
+    return {**compare_logits(logits, ref), "accuracy": accuracy,
+            "accuracy_change_points": round((accuracy - ref_accuracy) * 100, 4)}
 
 
 def check_format(fmt: Format, path: Path, check: CheckSet, ref: np.ndarray, batch: int) -> dict:
@@ -70,7 +65,7 @@ def check_all(formats: list[Format], built: dict[str, Path], model: nn.Module, c
         "images": int(len(check.labels)),
         "data": check.source,
         "batch_size": batch,
-        "fp32_max_rel_logit_diff_allowed": FP32_MAX_REL_DLOGIT,
+        f"fp32_{MAX_REL_DLOGIT}_allowed": FP32_MAX_REL_DLOGIT,
         "reference_accuracy": float((ref.argmax(1) == check.labels).mean()),
         "results": results,
         "passed": all(r["passed"] for r in results.values() if r["gating"]),
@@ -84,8 +79,8 @@ def format_table(parity: dict) -> str:
     lines = [head]
     for name, r in parity["results"].items():
         verdict = "ok" if r["passed"] else f"FAIL: {'; '.join(r['failures'])}" if r["gating"] else "info"
-        if r["gating"] and r["near_ties"]:
-            verdict += f" ({r['near_ties']} near-tie(s) excused)"
+        if r["gating"] and r[NEAR_TIES]:
+            verdict += f" ({r[NEAR_TIES]} near-tie(s) excused)"
         lines.append(_row(name, r["precision"], r, verdict))
         lines += [_row(f"  └ {label}", "", e, "info") for label, e in r["extra"].items()]
     lines.append(f"reference: PyTorch eager FP32, accuracy {parity['reference_accuracy']:.2%} on "
@@ -94,5 +89,5 @@ def format_table(parity: dict) -> str:
 
 
 def _row(name: str, precision: str, r: dict, verdict: str) -> str:
-    return (f"{name:<28}{precision:<10}{r['top1_agreement']:>12.2%}{r['max_abs_logit_diff']:>13.2e}"
+    return (f"{name:<28}{precision:<10}{r[AGREEMENT]:>12.2%}{r[MAX_ABS_DLOGIT]:>13.2e}"
             f"{r['accuracy']:>10.2%}{r['accuracy_change_points']:>+10.2f}  {verdict}")

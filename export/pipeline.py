@@ -8,14 +8,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-from edgecls.bundle import GOLDEN_IMAGES, reference_checkpoint
-from edgecls.errors import EdgeclsError
+from edgecls.errors import EdgeclsError, FormatUnsupported
+from edgecls.golden_file import GOLDEN_IMAGES
+from edgecls.shipped import reference_checkpoint
 from edgecls.splits import SPLIT_FILE, write_split
 
 from .formats import FORMATS, Format, resolve_formats
 from .job import ExportJob
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset
-from .sources import FormatUnsupported
 
 RUNS_GLOB = "artifacts/runs/*/best.pt"
 EXPORTS_DIR = Path("artifacts/exports")

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 
 from edgecls.atomic import write_text_atomic
-from edgecls.bundle import MANIFEST, file_digests, file_entry, read_golden, read_manifest, write_golden
+from edgecls.bundle import MANIFEST, file_digests, file_entry, read_manifest
 from edgecls.errors import EdgeclsError
+from edgecls.golden_file import read_golden, write_golden
 
 
 def drop_formats(folder: Path, names: list[str]) -> None:

@@ -2,11 +2,11 @@
 
 OpenVINO: NNCF post-training quantization of the FP32 IR: ``preset=PERFORMANCE`` (symmetric
 weights and activations, the fastest on CPUs), ``target_device=ANY`` (the IR stays portable),
-``subset_size`` = all calibration images, ``fast_bias_correction=False`` (the full bias correction:
-~2 s more for ResNet-20, top-1 agreement with FP32 97.4% → 98.6% on the CIFAR-10 test set for an
-84% model; symmetric vs MIXED and 300 vs 1000 images changed little). The first convolution and the
-final linear layer stay FP32 (``ignored_scope``): on the 87.4% reference, agreement over all 10,000
-test images went 99.00% → 99.16%, with the same speed measured side by side. ``overflow_fix=ENABLE``:
+``subset_size`` = all calibration images, ``fast_bias_correction=False`` (the full bias correction: a
+few seconds more for ResNet-20 and a higher top-1 agreement with FP32; symmetric vs MIXED and 300 vs 1000
+images changed little). The first convolution and the final linear layer stay FP32 (``ignored_scope``):
+agreement over all 10,000 test images rose at the same speed, measured side by side
+(benchmarks/results/readme-records-cpu-avx512bf16-2026-11-22-to-29.md). ``overflow_fix=ENABLE``:
 7-bit weights in every layer, for the reason given for ONNX below (oneDNN's kernels for CPUs without
 VNNI sum u8×s8 pairs in int16 too). NNCF's default fixes only the first layer, and its IRs answered
 differently on AVX2 kernels than on VNNI ones; with the fix they answer bit-identically on both.
@@ -110,7 +110,8 @@ def build_openvino_int8(job: ExportJob, path: Path) -> None:
     calib = nncf.Dataset(TrackedItems(single_images(job.calibration.images), "calibrating openvino-int8"))
     common = dict(preset=nncf.QuantizationPreset(s["preset"]), target_device=nncf.TargetDevice(s["target_device"]),
                   subset_size=s["subset_size"], fast_bias_correction=s["fast_bias_correction"],
-                  ignored_scope=nncf.IgnoredScope(names=_first_of(fp32, "Convolution"), types=["MatMul"], validate=False))
+                  ignored_scope=nncf.IgnoredScope(names=_first_of(fp32, "Convolution"), types=["MatMul"],
+                                                  validate=False))
     advanced = AdvancedQuantizationParameters(overflow_fix=OverflowFix(s["overflow_fix"]))
     with contextlib.redirect_stdout(io.StringIO()):  # NNCF's own bars; ours (on stderr) show the same
         if job.max_drop is None:

@@ -10,28 +10,21 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from edgecls.errors import EdgeclsError
+from edgecls.format_table import FORMATS
 
 from .job import ExportJob
 
 
-class FormatUnsupported(EdgeclsError):
-    """The format cannot express this model (e.g. an op its runtime has no layer for): `--format all` lists it
-    as skipped; named explicitly, it is the export's error."""
-
-
 @contextlib.contextmanager
-def built_or_scratch(job: ExportJob, name: str) -> Iterator[Path]:
-    """The path of format ``name``'s model file, valid inside the ``with`` block."""
+def built_or_scratch(job: ExportJob, name: str, build: Callable[[ExportJob, Path], object]) -> Iterator[Path]:
+    """The path of format ``name``'s model file, valid inside the ``with`` block; ``build`` makes it when this
+    export did not (the caller names the builder, so this module needs no build table: no import cycle)."""
     if name in job.built:
         yield job.built[name]
         return
-    from .formats import FORMATS
-
-    fmt = FORMATS[name]
     with tempfile.TemporaryDirectory(dir=job.workdir, prefix=".scratch-") as scratch:
-        path = Path(scratch) / f"{job.stem}{fmt.suffixes[0]}"
-        fmt.build(job, path)
+        path = Path(scratch) / f"{job.stem}{FORMATS[name].suffixes[0]}"
+        build(job, path)
         yield path

@@ -1,4 +1,5 @@
-"""edgecls.runtime: the torch-free classifier (numpy, Pillow, onnxruntime; OpenVINO optional)."""
+"""edgecls.runtime: the torch-free classifier (numpy, Pillow, onnxruntime; OpenVINO, LiteRT, NCNN and ExecuTorch
+optional, ExecuTorch's Python runtime linking torch)."""
 
 from edgecls.spec import ModelSpec
 

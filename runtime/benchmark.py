@@ -15,22 +15,25 @@ from typing import Callable
 
 import numpy as np
 
-from edgecls.bundle import (FORMATS, FP32, REFERENCE, TORCH, Golden, max_rel_dlogit, read_golden, read_manifest,
-                            top1_agreement, verify_files)
+from edgecls.bundle import read_manifest, verify_files
 from edgecls.errors import EdgeclsError, ProofFailed, UsageError
+from edgecls.format_table import FORMATS, FP32, TORCH
+from edgecls.golden_file import Golden, read_golden
 from edgecls.host import peak_rss_bytes, reset_peak_rss
 from edgecls.progress import track
 from edgecls.spec import ModelSpec
+from edgecls.tolerance import PARITY_KEYS, REFERENCE, compare_logits
 
-from .classifier import Classifier
+from .classifier import Classifier, decode_array
 from .engines import PINNED, engine_available, missing_engine, open_engine
-from .evaluate import Labelled, decode_array, labelled_files
+from .evaluate import Labelled, labelled_files
 from .measure import THROUGHPUT_BATCH, speed
 from .model_files import BACKENDS, ModelChoice
 from .proof import proof_of
 from .preprocess import normalize
 
-PYTORCH = "pytorch"  # the torch path's eager row
+PYTORCH = REFERENCE  # the torch path's eager row: what the other rows' agreement is measured against
+AGREEMENT_IMAGES = "agreement_images"  # the images behind a row's parity columns
 
 
 def table_order() -> tuple[str, ...]:
@@ -163,13 +166,15 @@ def _measure(choice: ModelChoice, spec: ModelSpec, golden: Golden | None, data, 
 def _agreement(clf: Classifier, golden: Golden | None) -> dict:
     """Top-1 agreement and max |Δlogit| with PyTorch on the golden images (None for bundles without them)."""
     if golden is None:
-        return {"agreement": None, "near_ties": None, "max_abs_dlogit": None, "max_rel_dlogit": None,
-                "agreement_images": 0}
-    logits, ref = clf.logits(golden.images), golden.logits[REFERENCE]
-    agreement = top1_agreement(logits, ref)
-    return {"agreement": agreement.rate, "near_ties": len(agreement.near_ties),
-            "max_abs_dlogit": float(np.abs(logits.astype(np.float64) - ref).max()),
-            "max_rel_dlogit": max_rel_dlogit(logits, ref), "agreement_images": agreement.images}
+        return no_agreement()
+    return {**compare_logits(clf.logits(golden.images), golden.logits[REFERENCE]),
+            AGREEMENT_IMAGES: len(golden.images)}
+
+
+def no_agreement() -> dict:
+    """The agreement columns of a row with nothing to compare with (the reference itself, a bundle without
+    golden vectors)."""
+    return {**dict.fromkeys(PARITY_KEYS), AGREEMENT_IMAGES: 0}
 
 
 def _accuracy(clf: Classifier, data, batch: int) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edgecls.bundle import FORMATS
+from edgecls.format_table import FORMATS
 
 from .benchmark import PYTORCH
 

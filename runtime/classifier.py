@@ -13,7 +13,8 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from edgecls.errors import EdgeclsError
-from edgecls.host import usable_cores
+from edgecls.host import thread_budget
+from edgecls.progress import track
 from edgecls.spec import ModelSpec, spec_from_metadata
 
 from .engines import PINNED
@@ -168,7 +169,7 @@ class Classifier:
         """Decode threads for a stream whose images cost ``decode_ms`` each; None until the engine has a price."""
         if self._engine_ms is None:
             return None
-        return decoders_for(usable_cores(), Costs(decode_ms, self._engine_ms))
+        return decoders_for(thread_budget(), Costs(decode_ms, self._engine_ms))
 
     def stream_engines(self) -> list:
         """What a stream's batches run on, side by side: onnxruntime's single-thread replicas
@@ -208,7 +209,7 @@ class Classifier:
         t1 = time.perf_counter()
         logits = self.logits_from_input(x, engine)
         t2 = time.perf_counter()
-        self._engine_ms = 1000 * (t2 - t1) / len(decoded) * getattr(engine, "threads", usable_cores())
+        self._engine_ms = 1000 * (t2 - t1) / len(decoded) * getattr(engine, "threads", thread_budget())
         order, probs = rank(logits, top_k)
         return _Inferred(order, probs, t1 - t0, t2 - t1)
 
@@ -248,6 +249,29 @@ def decode_one(n: int, item: ImageInput, spec: ModelSpec) -> Failure | _Decoded:
     except DECODE_ERRORS as e:
         return Failure(name, str(e))
     return _Decoded(name, pixels, t1 - t0, time.perf_counter() - t1)
+
+
+def decode_all(items: Sequence[ImageInput], spec: ModelSpec) -> Iterator[np.ndarray | Failure]:
+    """Each item as the uint8 HxWx3 the model takes, or its Failure, in order, one at a time in this thread.
+
+    The one way to decode images outside `Classifier.classify`, for callers that feed an engine themselves
+    (`benchmark`, and `serve` for several images in one request): it is the classifier's own per-item
+    decoding, so a file gets the same pixels, and the same refusal, as `edgecls infer` gives it.
+    """
+    for n, item in enumerate(items):
+        result = decode_one(n, item, spec)
+        yield result if isinstance(result, Failure) else result.pixels
+
+
+def decode_array(paths: Sequence[Path], spec: ModelSpec) -> np.ndarray:
+    """uint8 NHWC of ``paths`` by `decode_all`, for a measurement that needs every image: EdgeclsError
+    naming the first one that cannot be decoded."""
+    out = np.empty((len(paths), spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    for i, result in enumerate(track(decode_all(paths, spec), len(paths), f"decoding {len(paths)} images")):
+        if isinstance(result, Failure):
+            raise EdgeclsError(f"cannot decode {result.source}: {result.error}")
+        out[i] = result
+    return out
 
 
 def _is_model_ready(item, spec: ModelSpec) -> bool:

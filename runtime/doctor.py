@@ -6,26 +6,24 @@ imported), so it answers in about a second on the base install and names what is
 
 from __future__ import annotations
 
-import importlib.util
 import platform
 from pathlib import Path
 
 from edgecls import __version__
-from edgecls.bundle import FORMATS, ONNXRUNTIME, OPENVINO, TORCH, read_manifest, verify_entry, verify_files
+from edgecls.bundle import read_manifest, verify_entry, verify_files
 from edgecls.errors import EdgeclsError
 from edgecls.extras import installed_extras
-from edgecls.host import cpu_name, has_bf16, has_int8_dot, instruction_sets, os_features, usable_cores
+from edgecls.format_table import FORMATS, ONNXRUNTIME, OPENVINO, TORCH
+from edgecls.host import cpu_name, cpu_quota, has_bf16, has_int8_dot, instruction_sets, os_features, usable_cores
 from edgecls.spec import ModelSpec
 
 from .classifier import Classifier
-from .engines import (ENGINE_DISTRIBUTIONS, ORT_PROVIDERS, distribution_version, engine_version, missing_engine,
-                      openvino_available)
-from .engines import engine_available as edge_engine_available
+from .engines import (ENGINE_DISTRIBUTIONS, ENGINE_EXTRAS, ORT_PROVIDERS, distribution_version, engine_available,
+                      engine_version, import_openvino, missing_engine)
 from .model_files import EDGE_ENGINES, ModelChoice
 from .proof import FAILED, PROVEN, lookup, prove
 
 PACKAGES = ("numpy", "pillow", "onnxruntime", "openvino", "torch", "torchvision")
-ENGINE_MODULES = {ONNXRUNTIME: "onnxruntime", OPENVINO: "openvino", TORCH: "torch"}
 NO_ENGINE = "no_engine"  # a proof status of doctor's own: the file's engine is not installed here
 
 
@@ -55,13 +53,13 @@ def package_versions() -> dict[str, str | None]:
 
 
 def cpu_report() -> dict:
-    return {"name": cpu_name(), "cores": usable_cores(), "instruction_sets": instruction_sets(),
-            "int8_dot_product": has_int8_dot(), "bf16": has_bf16()}
+    return {"name": cpu_name(), "cores": usable_cores(), "cpu_quota": cpu_quota(),
+            "instruction_sets": instruction_sets(), "int8_dot_product": has_int8_dot(), "bf16": has_bf16()}
 
 
 def edge_report() -> dict[str, str]:
     """LiteRT, NCNN, ExecuTorch: the version here, or the one line naming the extra each needs."""
-    return {e: f"{e} {distribution_version(ENGINE_DISTRIBUTIONS[e], '?')}" if edge_engine_available(e)
+    return {e: f"{e} {distribution_version(ENGINE_DISTRIBUTIONS[e], '?')}" if engine_available(e)
             else missing_engine(e) for e in EDGE_ENGINES}
 
 
@@ -73,10 +71,8 @@ def engine_report() -> dict:
     report = {ONNXRUNTIME: {"version": engine_version(ONNXRUNTIME),
                             "devices": [short.get(p, p) for p in ort.get_available_providers()]},
               OPENVINO: None}
-    if openvino_available():
-        import openvino as ov
-
-        core = ov.Core()
+    if engine_available(OPENVINO):
+        core = import_openvino().Core()
         report[OPENVINO] = {"version": engine_version(OPENVINO), "devices": list(core.available_devices),
                             "names": {d: _device_name(core, d) for d in core.available_devices}}
     return report
@@ -87,15 +83,6 @@ def _device_name(core, device: str) -> str:
         return str(core.get_property(device, "FULL_DEVICE_NAME"))
     except RuntimeError:
         return device
-
-
-def engine_available(engine: str) -> bool:
-    if engine not in ENGINE_MODULES:  # the edge engines: their extra's modules (ExecuTorch's include torch)
-        return edge_engine_available(engine)
-    try:
-        return importlib.util.find_spec(ENGINE_MODULES[engine]) is not None
-    except (ImportError, ValueError):  # a module blocked in sys.modules, a broken package
-        return False
 
 
 def bundle_report(folder: Path, engines: dict) -> dict:
@@ -171,7 +158,7 @@ def _bundle_lines(bundle: dict) -> list[str]:
              f"{sha}; {golden}"]
     for f in bundle["formats"]:
         runs = ", ".join(f["runs_here"]) or (f"no: {missing_engine(f['engines'][0])}" if f["engines"] and
-                                              f["engines"][0] not in ENGINE_MODULES else
+                                              f["engines"][0] in ENGINE_EXTRAS else
                                               f"no ({' or '.join(f['engines'])} not installed)")
         lines.append(f"  {f['format']:<16} {f['precision'] or '':<5} runs here on: {runs}; {proof_text(f['proof'])}")
     return lines

@@ -16,26 +16,26 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.bundle import EXECUTORCH, LITERT, META_SIDECAR, NCNN, ONNXRUNTIME, OPENVINO
 from edgecls.errors import EdgeclsError, UsageError
 from edgecls.extras import EXTRAS, missing_of
-from edgecls.host import usable_cores
+from edgecls.format_table import EXECUTORCH, LITERT, META_SIDECAR, NCNN, ONNXRUNTIME, OPENVINO, TORCH
+from edgecls.host import thread_budget
 from edgecls.spec import META_SOURCE_SHA256, META_SPEC, META_VERSION
 
 META_KEYS = (META_SPEC, META_VERSION, META_SOURCE_SHA256)
 # OpenVINO's CPU plugin runs FP32 models in bf16 (or fp16) where the CPU has it; parity needs f32.
 PINNED, DEFAULT_PRECISION = "f32", "default"
 PRECISIONS = (PINNED, DEFAULT_PRECISION)
-ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider",
-                 "openvino": "OpenVINOExecutionProvider", "dml": "DmlExecutionProvider",
-                 "coreml": "CoreMLExecutionProvider"}
+ORT_PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+                 "tensorrt": "TensorrtExecutionProvider", "openvino": "OpenVINOExecutionProvider",
+                 "dml": "DmlExecutionProvider", "coreml": "CoreMLExecutionProvider"}
 
 
 class OnnxRuntimeEngine:
     """``streaming``: the pool's threads stop spinning when a run returns, so that decode threads beside a
     stream, or a server's event loop, get the cores between engine calls. Otherwise they spin on, as
-    onnxruntime's default, which answers back-to-back single images ~7% sooner (0.248 vs 0.265 ms, ResNet-20
-    INT8, 2-core EPYC) but took the core from a stream's decoder (3,000 vs 3,650 img/s)."""
+    onnxruntime's default, which answers back-to-back single images sooner but takes the core from a stream's
+    decoder (benchmarks/results/stream-pipeline-records-2026-12-05.md)."""
 
     name = ONNXRUNTIME
 
@@ -45,7 +45,7 @@ class OnnxRuntimeEngine:
 
         provider = ort_provider(device)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or usable_cores()
+        options.intra_op_num_threads = threads or thread_budget()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         if streaming:
@@ -74,8 +74,8 @@ class OnnxRuntimeEngine:
     def replicas(self) -> list["OnnxRuntimeEngine"]:
         """For a stream: one single-thread session per thread of this engine, opened for streaming, that run
         whole batches side by side. A batch split over threads waits at every operator for the thread a
-        decoder took the core from: on 2 cores beside one decoder, 10,000 CIFAR JPEGs ran at 4,350 img/s on
-        two replicas vs 3,620 on one 2-thread session (ResNet-20 INT8; FP32 2,340 vs 1,930; EPYC, idle)."""
+        decoder took the core from; replicas ran faster beside a decoder
+        (benchmarks/results/stream-pipeline-records-2026-12-05.md, engine lanes)."""
         path, _, device, precision = self._opened_with
         if self.threads <= 1 or self.device != ORT_PROVIDERS["cpu"]:
             return [self.for_streaming()]
@@ -118,7 +118,7 @@ class OpenVinoEngine:
             self.metadata = {k: model.get_rt_info([k]).astype(str) for k in META_KEYS if model.has_rt_info([k])}
         batch = model.inputs[0].get_partial_shape()[0]
         self.fixed_batch = batch.get_length() if batch.is_static else None
-        self.threads = threads or usable_cores()
+        self.threads = threads or thread_budget()
         config = {"INFERENCE_NUM_THREADS": self.threads} if self.device == "CPU" else {}
         if precision == PINNED:
             config["INFERENCE_PRECISION_HINT"] = "f32"
@@ -165,16 +165,8 @@ def onnx_metadata(path: Path) -> dict[str, str]:
     return dict(session.get_modelmeta().custom_metadata_map)
 
 
-def openvino_available() -> bool:
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def sidecar_metadata(path: Path) -> dict[str, str]:
-    """edgecls's metadata for a format with no place for it inside the file (``edgecls.bundle.META_SIDECAR``)."""
+    """edgecls's metadata for a format with no place for it inside the file (``edgecls.format_table.META_SIDECAR``)."""
     import json
 
     side = Path(str(path) + META_SIDECAR)
@@ -215,7 +207,7 @@ class LiteRtEngine:
                  precision: str = PINNED):
         Interpreter = _import_engine(LITERT, "ai_edge_litert.interpreter").Interpreter
         _cpu_only(LITERT, device)
-        self.threads = threads or usable_cores()
+        self.threads = threads or thread_budget()
         try:
             with quiet_native_stderr():
                 self.interpreter = Interpreter(model_path=str(path), num_threads=self.threads)
@@ -261,7 +253,7 @@ class NcnnEngine:
         path = Path(path)
         weights = path.with_suffix(".bin")
         self.net = ncnn.Net()
-        self.threads = threads or usable_cores()
+        self.threads = threads or thread_budget()
         self.net.opt.num_threads = self.threads
         self.net.opt.use_vulkan_compute = False
         if precision == PINNED:
@@ -308,7 +300,7 @@ class ExecuTorchEngine:
         import torch
 
         self._torch = torch
-        self.threads = threads or usable_cores()
+        self.threads = threads or thread_budget()
         try:
             with quiet_native_stderr():
                 _executorch_threads(self.threads)
@@ -370,8 +362,9 @@ def _cpu_only(engine: str, device: str | None) -> None:
         raise UsageError(f"the {engine} engine runs on the CPU here; --device {device} is not available to it")
 
 
-# The extra that installs each optional engine; onnxruntime is the base install's.
+# The extra that installs each optional engine; onnxruntime is the base install's, torch the train extra's.
 ENGINE_EXTRAS = {OPENVINO: "openvino", LITERT: "litert", NCNN: "ncnn", EXECUTORCH: "executorch"}
+BASE_ENGINE_MODULES = {ONNXRUNTIME: ("onnxruntime",), TORCH: ("torch",)}
 # The distribution whose version an edge engine reports (they have no version attribute of their own).
 ENGINE_DISTRIBUTIONS = {LITERT: "ai-edge-litert", NCNN: "ncnn", EXECUTORCH: "executorch"}
 
@@ -400,8 +393,11 @@ ENGINE_LABELS = {OPENVINO: "OpenVINO", LITERT: "LiteRT", NCNN: "NCNN", EXECUTORC
 
 
 def engine_available(engine: str) -> bool:
-    """Whether ``engine``'s packages are installed (looked up, not imported: importing OpenVINO costs ~0.1 s)."""
-    return engine not in ENGINE_EXTRAS or not missing_of(EXTRAS[ENGINE_EXTRAS[engine]])
+    """Whether ``engine``'s packages are installed, for every engine of the format table: looked up, not imported
+    (importing OpenVINO costs a tenth of a second; a package that is found but fails to import is refused by
+    name when a file is opened)."""
+    modules = EXTRAS[ENGINE_EXTRAS[engine]] if engine in ENGINE_EXTRAS else BASE_ENGINE_MODULES[engine]
+    return not missing_of(modules)
 
 
 def missing_engine(engine: str) -> str:

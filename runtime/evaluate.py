@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -21,10 +20,8 @@ from edgecls.imagefolder import class_files, class_folders, subset_indices
 from edgecls.splits import SPLIT_FILE, SplitRecord, check_members, read_split
 from edgecls.scores import scores
 from edgecls.progress import track
-from edgecls.spec import ModelSpec
 
-from .classifier import Classifier, Failure, decode_one
-from .preprocess import ImageInput
+from .classifier import Classifier, Failure
 
 SHOWN_FAILURES = 10
 
@@ -86,29 +83,6 @@ def bundle_split(clf: Classifier) -> SplitRecord | None:
     """The split record a bundle carries when its run drew the splits from one folder."""
     folder = clf.choice.folder or clf.choice.path.parent
     return read_split(folder / SPLIT_FILE) if (folder / SPLIT_FILE).is_file() else None
-
-
-def decode_all(items: Sequence[ImageInput], spec: ModelSpec) -> Iterator[np.ndarray | Failure]:
-    """Each item as the uint8 HxWx3 the model takes, or its Failure, in order, one at a time in this thread.
-
-    The one way to decode images outside `Classifier.classify`, for callers that feed an engine themselves
-    (`benchmark`, and `serve` for several images in one request): it is the classifier's own per-item
-    decoding, so a file gets the same pixels, and the same refusal, as `edgecls infer` gives it.
-    """
-    for n, item in enumerate(items):
-        result = decode_one(n, item, spec)
-        yield result if isinstance(result, Failure) else result.pixels
-
-
-def decode_array(paths: Sequence[Path], spec: ModelSpec) -> np.ndarray:
-    """uint8 NHWC of ``paths`` by `decode_all`, for a measurement that needs every image: EdgeclsError
-    naming the first one that cannot be decoded."""
-    out = np.empty((len(paths), spec.input_size, spec.input_size, 3), dtype=np.uint8)
-    for i, result in enumerate(track(decode_all(paths, spec), len(paths), f"decoding {len(paths)} images")):
-        if isinstance(result, Failure):
-            raise EdgeclsError(f"cannot decode {result.source}: {result.error}")
-        out[i] = result
-    return out
 
 
 def evaluate_folder(clf: Classifier, data: Path, batch_size: int = 64, limit: int | None = None) -> dict:

@@ -14,7 +14,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgecls.bundle import FORMATS, FP16, FP32, INT8, REFERENCE, Golden, fp32_failures, top1_agreement
+from edgecls.format_table import FORMATS, FP16, FP32
+from edgecls.golden_file import Golden
+from edgecls.tolerance import (AGREEMENT, MAX_ABS_DLOGIT, MAX_REL_DLOGIT, NEAR_TIE_REL, NEAR_TIES, REFERENCE,
+                               compare_logits, dlogits, fp32_failures, logit_scale, top1_agreement)
 
 if TYPE_CHECKING:
     from .classifier import Classifier
@@ -29,7 +32,7 @@ class Row:
     precision: str = ""  # the format's (fp32 | int8)
     float_math: str = ""  # what the engine computes float ops in (f32, bf16, …)
     agreement: float | None = None  # top-1 agreement with PyTorch's logits
-    near_ties: int | None = None  # FP32: moved top-1s the near-tie rule excused (edgecls.bundle.top1_agreement)
+    near_ties: int | None = None  # FP32: moved top-1s the near-tie rule excused (edgecls.tolerance.top1_agreement)
     max_abs_dlogit: float | None = None
     max_rel_dlogit: float | None = None  # relative to the largest |logit| PyTorch gave
     agreement_build: float | None = None  # INT8: with this file's own build-machine logits
@@ -42,7 +45,7 @@ class Row:
 def score_file(clf: Classifier, entry: dict, golden: Golden, tolerance: dict) -> Row:
     """``clf``: the file of manifest ``entry``, open in the engine that answers from it; ``golden``: the bundle's
     vectors (at least the images, their names, PyTorch's logits and this format's); ``tolerance``: the bundle's
-    bar (`edgecls.bundle.bundle_tolerance`)."""
+    bar (`edgecls.tolerance.bundle_tolerance`)."""
     info = FORMATS[entry["format"]]
     engine = clf.engine
     row = Row(info.name, clf.choice.engine, engine.version, engine.device, info.precision, engine.precision)
@@ -90,36 +93,34 @@ def batch_mismatch(entry: dict, engine) -> str:
 
 def _score(row: Row, logits: np.ndarray, golden: Golden, bar: dict, build: np.ndarray | None, native: bool) -> None:
     ref = golden.logits[REFERENCE]
-    diff = np.abs(logits.astype(np.float64) - ref)
-    scale = float(np.abs(ref).max()) or 1.0
-    row.agreement = agreement(logits, ref)
-    row.max_abs_dlogit = float(diff.max())
-    row.max_rel_dlogit = row.max_abs_dlogit / scale
-    row.worst_image = golden.names[_worst(logits, ref, diff)]
+    parity = compare_logits(logits, ref, bar.get("near_tie_rel", NEAR_TIE_REL))
+    row.agreement, row.max_abs_dlogit, row.max_rel_dlogit = (parity[AGREEMENT], parity[MAX_ABS_DLOGIT],
+                                                             parity[MAX_REL_DLOGIT])
+    row.worst_image = golden.names[_worst(logits, ref)]
     if row.precision in (FP32, FP16):  # float files: the same rule, each precision's bar
-        row.near_ties = len(top1_agreement(logits, ref, bar["near_tie_rel"]).near_ties)
+        row.near_ties = parity[NEAR_TIES]
         failures = fp32_failures(logits, ref, bar) + [reduced_math(row.float_math)]
     else:
-        failures = _int8_failures(row, logits, ref, build, scale, bar, native)
+        failures = _int8_failures(row, logits, ref, build, bar, native)
     failures = [f for f in failures if f]
     row.passed = not failures
     row.note = "; ".join(failures) or (f"{row.near_ties} near-tie(s) excused by the near-tie rule"
                                        if row.near_ties else "")
 
 
-def _int8_failures(row: Row, logits: np.ndarray, ref: np.ndarray, build: np.ndarray | None, scale: float,
-                   bar: dict, native: bool) -> list[str]:
+def _int8_failures(row: Row, logits: np.ndarray, ref: np.ndarray, build: np.ndarray | None, bar: dict,
+                   native: bool) -> list[str]:
     """No worse than the build machine against PyTorch, in any engine; in the engine that gave the build-machine
     logits (``native``), also close to them. Another engine's integer kernels are another computation."""
     if build is None:  # a bundle without this file's build logits: only what PyTorch gives to compare with
         return []
-    floor = agreement(build, ref) - bar["max_agreement_drop"]
+    floor = top1_agreement(build, ref).rate - bar["max_agreement_drop"]
     failures = [f"top-1 agreement with PyTorch {row.agreement:.2%} < {floor:.2%} (the build machine's, less "
                 f"{bar['max_agreement_drop']:.0%})" if row.agreement < floor else ""]
     if not native:
         return failures
-    row.agreement_build = agreement(logits, build)
-    row.max_rel_dlogit_build = float(np.abs(logits.astype(np.float64) - build).max()) / scale
+    row.agreement_build = top1_agreement(logits, build).rate
+    row.max_rel_dlogit_build = dlogits(logits, build)[0] / logit_scale(ref)  # relative to PyTorch's scale
     return [f"agreement with its build-machine logits {row.agreement_build:.2%} < {bar['min_agreement_build']:.0%}"
             if row.agreement_build < bar["min_agreement_build"] else "",
             f"relative |Δlogit| to its build-machine logits {row.max_rel_dlogit_build:.2f} > "
@@ -127,12 +128,7 @@ def _int8_failures(row: Row, logits: np.ndarray, ref: np.ndarray, build: np.ndar
             *failures]
 
 
-def agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """Plain top-1 agreement of two logit arrays."""
-    return float((a.argmax(1) == b.argmax(1)).mean())
-
-
-def _worst(logits: np.ndarray, ref: np.ndarray, diff: np.ndarray) -> int:
+def _worst(logits: np.ndarray, ref: np.ndarray) -> int:
     """The first image whose top-1 moved, else the one with the largest |Δlogit|."""
     moved = np.flatnonzero(logits.argmax(1) != ref.argmax(1))
-    return int(moved[0]) if len(moved) else int(diff.max(1).argmax())
+    return int(moved[0]) if len(moved) else int(np.abs(logits.astype(np.float64) - ref).max(1).argmax())

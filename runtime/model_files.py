@@ -10,12 +10,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
-from edgecls.bundle import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, MANIFEST, NCNN, ONNXRUNTIME, OPENVINO,
-                            read_manifest, runtime_preference, verify_entry)
-from edgecls.host import has_vnni
+from edgecls.bundle import MANIFEST, read_manifest, verify_entry
 from edgecls.errors import EdgeclsError, UsageError
+from edgecls.format_table import (EXECUTORCH, FORMATS, FP32, INT8, LITERT, NCNN, ONNXRUNTIME, OPENVINO,
+                                  runtime_preference)
+from edgecls.host import has_vnni
 
-from .engines import ORT_PROVIDERS, PINNED, engine_available, open_engine, openvino_available
+from .engines import ORT_PROVIDERS, PINNED, engine_available, open_engine
 
 BACKENDS = ("auto", ONNXRUNTIME, OPENVINO, LITERT, NCNN, EXECUTORCH)
 # The edge engines `auto` falls back to, in this order, after onnxruntime and OpenVINO: a bundle holding only
@@ -87,18 +88,19 @@ def _file_choice(path: Path, backend: str, engines: tuple[str, ...], device: str
             raise UsageError(f"{path} is a {fmt.label} model; only the {fmt.engine} backend runs it")
         return ModelChoice(path, fmt.name, fmt.engine)
     raise EdgeclsError(f"{path}: expected an .onnx file, an OpenVINO .xml, a .tflite, an NCNN .param, a .pte or an "
-                       "export folder with manifest.json")
+                       f"export folder with {MANIFEST}")
 
 
 def auto_engines(throughput: bool, flags: frozenset[str] | None = None) -> tuple[str, ...]:
     """The engines `auto` tries, fastest first for the work on this CPU (the README's "Which engine").
 
-    Measured on an AVX-512-VNNI EPYC: onnxruntime loads 4-8x faster than OpenVINO and answers a single
-    image ~30% sooner, and it is the base install's engine; OpenVINO's INT8 kernels stream ~12% more
-    images per second there. That lead rests on int8 dot products (VNNI, AMX), so without them (AVX2)
-    onnxruntime stays first for every kind of work.
+    On an AVX-512-VNNI CPU onnxruntime loads faster than OpenVINO and answers a single image sooner, and it
+    is the base install's engine; OpenVINO's INT8 kernels stream more images per second there
+    (benchmarks/results/runtime-speed-cpu-avx512bf16-2026-12-05.txt). That lead rests on int8 dot products
+    (VNNI, AMX), so without them (AVX2) onnxruntime stays first for every kind of work
+    (benchmarks/results/runtime-speed-ceiling-openvino-capped-avx2-2026-12-05.txt).
     """
-    if throughput and has_vnni(flags) and openvino_available():
+    if throughput and has_vnni(flags) and engine_available(OPENVINO):
         return (OPENVINO, ONNXRUNTIME, *EDGE_ENGINES)
     return (ONNXRUNTIME, OPENVINO, *EDGE_ENGINES)
 

@@ -7,18 +7,18 @@ How the cores are divided, from the core count and two costs measured on the str
   core-milliseconds one image costs to decode and to run through the engine, at least one; but no more
   than the GIL lets decoding use: Pillow releases the GIL only inside its C decoder, and about ``GIL_MS``
   of every image's decode is Python (opening the file, parsing the header, setting up the crop) that runs
-  one thread at a time. A 32x32 CIFAR JPEG is almost all such work (on a 2-core EPYC, 7,300 img/s
-  decoded in one thread, 5,900 in two); a 640x480 photo is mostly C (910 vs 1,630).
+  one thread at a time. A 32x32 CIFAR JPEG is almost all such work (it decodes slower in two threads than
+  in one); a 640x480 photo is mostly C.
 - Engine threads (`EngineLanes`): the engine keeps every core it was opened with, and batches run in
   their own threads while the caller turns finished ones into predictions. Its threads sleep between
   batches (onnxruntime opened for streaming, `engines.OnnxRuntimeEngine`; OpenVINO's do not spin), so
   the operating system shares the cores in the ratio of the two sides' work, which no whole-thread split
-  can do on 2 cores (ORT INT8 on 2 threads beside one decoder 3,650 img/s, on 1 thread 3,250; OpenVINO
-  INT8 5,010 vs 4,010; 2-core EPYC, 10,000 CIFAR JPEGs). onnxruntime runs as one single-thread replica
-  per engine thread, whole batches side by side, so no operator waits at a barrier for the thread a
-  decoder took the core from (`OnnxRuntimeEngine.replicas`: 4,350 vs 3,620 img/s). OpenVINO's own
-  equivalent, one stream per thread, measured no better (INT8 4,430 vs 4,680; FP32 2,220 vs 2,140):
+  can do on 2 cores. onnxruntime runs as one single-thread replica per engine thread, whole batches side
+  by side, so no operator waits at a barrier for the thread a decoder took the core from
+  (`OnnxRuntimeEngine.replicas`). OpenVINO's own equivalent, one stream per thread, measured no better:
   it runs as one engine.
+
+Every figure behind these choices: benchmarks/results/stream-pipeline-records-2026-12-05.md.
 
 The first chunk is decoded in the caller's thread and timed, and the classifier times the engine on the
 first batch: that prices both sides, and a stream of one chunk never starts a thread.
@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from itertools import chain, islice
 from typing import Callable, Iterable, Iterator, TypeVar
 
-GIL_MS = 0.14  # Python work per decoded image that holds the GIL (a whole 32x32 JPEG decode on a 2-core EPYC)
+# Python work per decoded image that holds the GIL: a whole 32x32 JPEG decode (stream-pipeline-records-2026-12-05.md)
+GIL_MS = 0.14
 CHUNKS_PER_DECODER = 2  # chunks queued per decode thread: one being decoded, one ready when it finishes
 
 Item = TypeVar("Item")

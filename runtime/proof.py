@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from edgecls import __version__
-from edgecls.bundle import FORMATS, Golden, bundle_tolerance, file_digests, read_golden, verify_entry
+from edgecls.bundle import file_digests, verify_entry
 from edgecls.errors import EdgeclsError
+from edgecls.format_table import FORMATS
+from edgecls.golden_file import Golden, read_golden
 from edgecls.host import cpu_features_key, user_cache_dir
+from edgecls.tolerance import bundle_tolerance
 
 from .engines import PINNED, engine_version
 

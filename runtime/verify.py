@@ -14,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecls.bundle import (FORMATS, FP32, TORCH, Golden, bundle_tolerance, read_golden, read_manifest,
-                            verify_files)
+from edgecls.bundle import has_manifest, manifest_path, read_manifest, verify_files
 from edgecls.errors import UsageError
+from edgecls.format_table import FORMATS, FP32, TORCH
+from edgecls.golden_file import Golden, read_golden
 from edgecls.spec import ModelSpec
+from edgecls.tolerance import bundle_tolerance, top1_agreement
 
 from .classifier import Classifier
 from .engines import PINNED, engine_available, missing_engine, open_engine
@@ -58,7 +60,7 @@ def verify_bundle(path: Path, backend: str = "auto", device: str | None = None, 
     tolerance = bundle_tolerance(manifest)
     entries = [e for e in manifest["files"] if only is None or e["path"] == only]
     if not entries:
-        raise UsageError(f"{path} is not listed in {folder / 'manifest.json'}")
+        raise UsageError(f"{path} is not listed in {manifest_path(folder)}")
     rows, classifiers = [], []
     for entry in entries:
         row, clf = _tensor_row(folder, entry, golden, spec, tolerance, backend, device, precision, threads)
@@ -75,7 +77,7 @@ def _bundle_of(path: Path) -> tuple[Path, str | None]:
         raise UsageError(f"{path} does not exist")
     if path.is_dir():
         return path, None
-    if not (path.parent / "manifest.json").is_file():
+    if not has_manifest(path.parent):
         raise UsageError(f"{path} is not inside an export folder; verify needs the folder's golden vectors")
     return path.parent, path.name
 
@@ -109,9 +111,9 @@ def _end_to_end_row(golden: Golden, classifiers: list[tuple[Row, Classifier]], b
     same = int(np.all(pixels == golden.images, axis=(1, 2, 3)).sum())
     max_pixel = int(np.abs(pixels.astype(np.int16) - golden.images).max())
     labels = clf.logits(pixels).argmax(1)
-    ref = clf.logits(golden.images).argmax(1)  # the same engine on the build machine's pixels: isolates the decoder
-    agreement = float((labels == ref).mean())
-    moved = np.flatnonzero(labels != ref)
+    ref = clf.logits(golden.images)  # the same engine on the build machine's pixels: isolates the decoder
+    agreement = top1_agreement(labels, ref).rate
+    moved = np.flatnonzero(labels != ref.argmax(1))
     row = Row(END_TO_END, source.engine, source.version, source.device, source.precision, source.float_math,
               agreement=agreement, worst_image=golden.names[int(moved[0])] if len(moved) else None,
               passed=agreement >= bar["min_agreement"])

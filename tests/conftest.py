@@ -19,6 +19,16 @@ CIFAR = (REPO.parent / "shared" / "datasets" / "cifar10").resolve()
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
+def torchvision_transform(size: int, mean=None, std=None):
+    """The reference an image's pixels and tensor are checked against, written once: torchvision's eval transform
+    (shorter side resized to ``size``, center crop), then ToTensor and Normalize when ``mean`` and ``std`` are
+    given (else a PIL image)."""
+    from torchvision import transforms as T
+
+    steps = [T.Resize(size), T.CenterCrop(size)]
+    return T.Compose(steps + ([T.ToTensor(), T.Normalize(mean, std)] if mean is not None else []))
+
+
 def copy_subset(dst: Path, per_class_train: int, per_class_test: int, classes=CLASSES) -> Path:
     """A real image folder with the first N images of each class."""
     for split, count in (("train", per_class_train), ("test", per_class_test)):
@@ -73,8 +83,8 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 def assert_fp32_row(row_agreement: float, near_ties: int, images: int, max_rel: float, what: str = "") -> None:
     """A reported FP32 row (export gate, verify, benchmark) under the product's one rule
-    (``edgecls.bundle``): every moved top-1 counted as an excused near-tie, within the cap and the logit bar."""
-    from edgecls.bundle import FP32_MAX_REL_DLOGIT, near_tie_cap
+    (``edgecls.tolerance``): every moved top-1 counted as an excused near-tie, within the cap and the logit bar."""
+    from edgecls.tolerance import FP32_MAX_REL_DLOGIT, near_tie_cap
 
     moved = round((1 - row_agreement) * images)
     assert moved == near_ties <= near_tie_cap(images), f"{what}: {moved} top-1 moved, {near_ties} excused"

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from edgecls.runtime.benchmark import table_order
+from edgecls.shipped import reference_bundle
 
-from .conftest import REPO, assert_fp32_row, assert_one_line_error, run_cli
+from .conftest import assert_fp32_row, assert_one_line_error, run_cli
 
 ROWS = table_order()
 KEYS = {"format", "engine", "precision", "size_bytes", "accuracy", "agreement", "max_abs_dlogit", "latency_ms_p50",
@@ -21,12 +22,21 @@ def bench(checkpoint, cifar_dir, cache_dir, *extra: str):
                    *extra)
 
 
+# Exported by the benchmark itself into a temporary folder: PyTorch's rows and the core formats with their INT8
+# files. The edge formats are measured from the session's export of them (`edge_export_dir`, which
+# tests/test_edge_formats.py needs anyway): converting them again here cost a minute of every test run.
+FRESH = ("pytorch", "torchscript", "onnx", "onnx-int8", "openvino", "openvino-int8")
+
+
 @pytest.fixture(scope="module")
-def fresh_rows(trained_checkpoint, cifar_dir, cache_dir) -> list[dict]:
-    """Every format, exported by the benchmark itself into a temporary folder."""
-    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--json")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout)
+def fresh_rows(trained_checkpoint, edge_export_dir, cifar_dir, cache_dir) -> list[dict]:
+    """Every format's row: the core ones exported by the benchmark itself, the edge ones from their export."""
+    rows = []
+    for names, export in ((FRESH, ()), ([n for n in ROWS if n not in FRESH], ("--export", str(edge_export_dir)))):
+        result = bench(trained_checkpoint, cifar_dir, cache_dir, "--json", "--formats", ",".join(names), *export)
+        assert result.returncode == 0, result.stdout + result.stderr
+        rows += json.loads(result.stdout)
+    return rows
 
 
 def test_json_has_one_row_per_format_with_every_key(fresh_rows):
@@ -81,6 +91,6 @@ def test_missing_checkpoint_is_one_line_error(tmp_path, cifar_dir):
 
 
 def test_export_of_another_checkpoint_is_refused(trained_checkpoint, cifar_dir, cache_dir):
-    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--export", str(REPO / "artifacts/reference/exports"),
+    result = bench(trained_checkpoint, cifar_dir, cache_dir, "--export", str(reference_bundle()),
                    "--formats", "onnx")
     assert_one_line_error(result, "exported from a different checkpoint")

@@ -49,7 +49,8 @@ def fake_cifar(tmp_path, monkeypatch):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(CIFAR10, "url", f"http://127.0.0.1:{server.server_port}/cifar-10-python.tar.gz")
     monkeypatch.setattr(CIFAR10, "tgz_md5", md5(buf.getvalue()))
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5(files[f"data_batch_{i}"])] for i in range(1, 6)])
+    batches = [f"data_batch_{i}" for i in range(1, 6)]
+    monkeypatch.setattr(CIFAR10, "train_list", [[name, md5(files[name])] for name in batches])
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(files["test_batch"])]])
     monkeypatch.setattr(CIFAR10, "meta", {"filename": "batches.meta", "key": "label_names",
                                           "md5": md5(files["batches.meta"])})

@@ -135,16 +135,50 @@ def committed(paths: list[Path]) -> set[Path]:
     return {REPO / name for name in listed.stdout.split("\0") if name}
 
 
-def test_results_table_numbers_are_in_committed_results_files():
-    """Each number in the table is in one of the results files the section links, and those are committed."""
-    section = readme_section(RESULTS_TABLE)
-    rows = [line for line in section.splitlines() if line.startswith("|")]
-    assert len(rows) >= 4, "the README's results table is missing"
-    sources = sorted({REPO / link for link in re.findall(r"\]\((benchmarks/results/[^)\s]+)\)", section)})
-    assert sources, "the results section links no results file"
-    assert set(sources) <= committed(sources), "a results file the README links is not committed"
-    text = "\n".join(path.read_text() for path in sources)
-    numbers = {n for row in rows[2:] for n in NUMBER.findall(row)}  # under the header and its |---| line
-    assert numbers
-    missing = sorted(n for n in numbers if n not in text and n.replace(",", "") not in text)
-    assert not missing, f"numbers in the README's results table found in none of its results files: {missing}"
+RESULTS_LINK = re.compile(r"\]\((?:\.\./)*(benchmarks/results/[^)\s#]+)\)")
+LINK = re.compile(r"\[[^\]]*\]\([^)]*\)")
+FIGURE = re.compile(rf"(?<![\w.]){NUMBER.pattern}")  # a whole number: not the 20 of resnet20 nor the 8 of INT8
+
+
+def figures(text: str) -> set[str]:
+    """The numbers of ``text`` as values (thousands separators dropped), links aside."""
+    return {n.replace(",", "") for n in FIGURE.findall(LINK.sub("", text))}
+
+
+def results_rows(path: Path) -> list[set[str]]:
+    """Each line of a results file (a table row, a JSON field, a log line) as the set of values it holds."""
+    return [figures(line) for line in path.read_text().splitlines()]
+
+
+def unsourced(row: str) -> list[str]:
+    """The figures of a table row found in no single row of the results files the row links."""
+    rows = [r for link in RESULTS_LINK.findall(row) for r in results_rows(REPO / link)]
+    return sorted(f for f in figures(row) if not any(f in r for r in rows))
+
+
+def test_a_figure_must_be_a_whole_value_of_a_row():
+    rows = results_rows(RESULTS / "edge-formats-2026-12-07.md")
+    assert any("4889" in r and "87.45" in r for r in rows)
+    assert not any("87" in r or "89" in r for r in rows)  # a part of a value is not one
+    assert figures("| `resnet20` | ONNX INT8 | 87.45% | 4,889 | [x](benchmarks/results/a-2026.md) |") == {
+        "87.45", "4889"}
+
+
+def test_results_tables_name_a_results_file_in_every_row():
+    """The README's results tables: every row names its results files, and those are committed."""
+    lines = readme_section(RESULTS_TABLE).splitlines()
+    headers = {lines[i - 1] for i, line in enumerate(lines) if line.startswith("|---")}
+    body = [row for row in lines if row.startswith("|") and not row.startswith("|---") and row not in headers
+            and figures(row)]
+    assert len(body) >= 8, "the README's results tables are missing"
+    assert [row for row in body if not RESULTS_LINK.search(row)] == []
+    linked = sorted({REPO / link for row in body for link in RESULTS_LINK.findall(row)})
+    assert set(linked) <= committed(linked), "a results file the README links is not committed"
+
+
+@pytest.mark.parametrize("page", [README, *sorted((REPO / "docs").glob("*.md"))], ids=lambda p: p.name)
+def test_each_figure_is_a_value_in_a_row_of_the_results_file_its_row_names(page):
+    """Every table row that names results files: each of its figures is a value of one row of those files."""
+    rows = [line for line in page.read_text().splitlines() if line.startswith("|") and RESULTS_LINK.search(line)]
+    wrong = {row[:60]: missing for row in rows if (missing := unsourced(row))}
+    assert not wrong, f"figures in {page.name} found in no row of the results files their row names: {wrong}"

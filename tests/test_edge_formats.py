@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecls.bundle import FORMATS, FP16, FP32, INT8, LITERT_BATCH, MANIFEST, TOLERANCE, near_tie_cap
+from edgecls.bundle import MANIFEST
+from edgecls.format_table import FORMATS, FP16, FP32, INT8, LITERT_BATCH
+from edgecls.shipped import reference_checkpoint
+from edgecls.tolerance import AGREEMENT, MAX_REL_DLOGIT, TOLERANCE, near_tie_cap
 
 from .conftest import REPO, assert_one_line_error, copy_subset, run_cli
 from .test_verify import rehash
@@ -68,12 +71,14 @@ def test_every_edge_row_passes_its_gate_and_records_golden_logits(edge_export_di
         assert f"logits.{name}" in recorded, name
         if FORMATS[name].precision in (FP32, FP16):  # gated: the float rule at its precision's bar
             assert row["gating"] and row["passed"], (name, row)
-            assert row["max_rel_logit_diff"] <= TOLERANCE[FORMATS[name].precision]["max_rel_dlogit"], (name, row)
-            assert round((1 - row["top1_agreement"]) * 200) == row["near_ties"] <= near_tie_cap(200), (name, row)
+            assert row[MAX_REL_DLOGIT] <= TOLERANCE[FORMATS[name].precision][MAX_REL_DLOGIT], (name, row)
+            assert round((1 - row[AGREEMENT]) * 200) == row["near_ties"] <= near_tie_cap(200), (name, row)
         else:  # INT8: reported, with the accuracy change (a 2-epoch model quantizes far worse than a trained one)
-            assert row["gating"] is False and row["passed"] is None and row["top1_agreement"] >= 0.5, (name, row)
-            assert row["accuracy_change_points"] == pytest.approx((row["accuracy"] - manifest["parity"]
-                                                                   ["reference_accuracy"]) * 100, abs=1e-3)
+            assert row["gating"] is False and row["passed"] is None and row[AGREEMENT] >= 0.5, (name, row)
+            # in points of the check images: a whole number of images moved, and no more than the moved top-1s
+            images_moved = row["accuracy_change_points"] * manifest["parity"]["images"] / 100
+            assert images_moved == pytest.approx(round(images_moved), abs=1e-6), (name, row)
+            assert abs(images_moved) <= round((1 - row[AGREEMENT]) * manifest["parity"]["images"]), (name, row)
     assert manifest["golden"]["tolerance"][FP16] == TOLERANCE[FP16]
     assert "ncnn-default-fp16" in results["ncnn"]["extra"]
     assert {"litert-int8", "executorch-int8"} <= set(manifest["quantization"])
@@ -117,7 +122,7 @@ def test_a_model_ncnn_cannot_express_is_named_not_half_built(tmp_path, cifar_dir
     """airbench's global max-pool is one ONNX ReduceMax, which pnnx leaves unmapped: `--format ncnn` fails in one
     line naming the layer (`--format all` lists it as skipped and builds the rest)."""
     out = tmp_path / "airbench"
-    result = run_cli("export", str(REPO / "artifacts/reference/airbench/airbench.pt"), "--format", "ncnn",
+    result = run_cli("export", str(reference_checkpoint("airbench")), "--format", "ncnn",
                      "--out", str(out), "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--check-images", "0")
     assert_one_line_error(result, "NCNN has no layer for ReduceMax")
     assert not out.exists() and not list(tmp_path.glob(".*"))
@@ -134,7 +139,7 @@ def test_verify_passes_every_edge_row(edge_export_dir):
         if FORMATS[name].precision == INT8:
             assert row["agreement_build"] >= TOLERANCE[INT8]["min_agreement_build"], row
         else:
-            assert row["max_rel_dlogit"] <= TOLERANCE[FORMATS[name].precision]["max_rel_dlogit"], row
+            assert row[MAX_REL_DLOGIT] <= TOLERANCE[FORMATS[name].precision][MAX_REL_DLOGIT], row
     assert rows["ncnn"]["float_math"] == "f32" and rows["end-to-end"]["passed"]
 
 
@@ -186,7 +191,7 @@ def test_verify_catches_ncnn_at_its_default_fp16(edge_export_dir, manifest):
     row = rows["ncnn"]
     assert row["float_math"] == "f16" and row["passed"] is False, row
     assert "the engine computed in f16, not f32" in row["note"]
-    assert row["max_rel_dlogit"] > 10 * pinned["ncnn"]["max_rel_dlogit"]  # the drift is real, not only declared
+    assert row[MAX_REL_DLOGIT] > 10 * pinned["ncnn"][MAX_REL_DLOGIT]  # the drift is real, not only declared
 
 
 def test_verify_catches_a_fixed_batch_file_its_manifest_feeds_another_batch(bundle):
@@ -216,8 +221,9 @@ def test_a_bundle_shipped_without_its_fp32_edge_files_still_verifies(bundle):
 
 @pytest.mark.parametrize("backend", ["litert", "ncnn", "executorch"])
 def test_classifier_loads_each_engine_and_answers_as_pytorch(edge_export_dir, manifest, cifar_dir, backend):
-    from edgecls.bundle import REFERENCE, read_golden, top1_agreement
+    from edgecls.golden_file import read_golden
     from edgecls.runtime import Classifier
+    from edgecls.tolerance import REFERENCE, top1_agreement
 
     clf = Classifier.load(edge_export_dir, backend=backend, threads=1)
     assert (clf.choice.engine, clf.choice.format) == (backend, "ncnn" if backend == "ncnn" else f"{backend}-int8")

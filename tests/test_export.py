@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from edgecls import __version__
-from edgecls.bundle import FP32_MAX_REL_DLOGIT, fp32_failures, max_rel_dlogit, near_tie_images, top1_agreement
+from edgecls.tolerance import (AGREEMENT, FP32_MAX_REL_DLOGIT, MAX_ABS_DLOGIT, MAX_REL_DLOGIT, fp32_failures,
+                               max_rel_dlogit, near_tie_images, top1_agreement)
 
 from .conftest import assert_fp32_row, assert_one_line_error, run_cli
 
@@ -129,7 +130,7 @@ def test_parity_section_gates_fp32_and_reports_int8_as_measured(exported, manife
     for fmt in FP32:
         r = parity["results"][fmt]
         assert r["passed"] and r["failures"] == [], r
-        assert_fp32_row(r["top1_agreement"], r["near_ties"], parity["images"], r["max_rel_logit_diff"], fmt)
+        assert_fp32_row(r[AGREEMENT], r["near_ties"], parity["images"], r[MAX_REL_DLOGIT], fmt)
     assert "cpu-default-precision" in parity["results"]["openvino"]["extra"]
 
     model, meta = eager
@@ -152,9 +153,9 @@ def test_parity_section_gates_fp32_and_reports_int8_as_measured(exported, manife
         run = runner(fmt, model_file(exported, manifest, fmt))
         out = np.concatenate([run(x[i:i + parity["batch_size"]]) for i in range(0, len(x), parity["batch_size"])])
         slack = (near_ties(ref) | near_ties(out)).mean() + 1e-9
-        assert r["top1_agreement"] == pytest.approx((out.argmax(1) == ref.argmax(1)).mean(), abs=slack), fmt
+        assert r[AGREEMENT] == pytest.approx((out.argmax(1) == ref.argmax(1)).mean(), abs=slack), fmt
         assert r["accuracy"] == pytest.approx((out.argmax(1) == test.labels).mean(), abs=slack), fmt
-        assert r["max_abs_logit_diff"] == pytest.approx(np.abs(out - ref).max(), rel=1e-3), fmt
+        assert r[MAX_ABS_DLOGIT] == pytest.approx(np.abs(out - ref).max(), rel=1e-3), fmt
         assert r["accuracy_change_points"] == pytest.approx(100 * (r["accuracy"] - parity["reference_accuracy"]),
                                                             abs=1e-3), fmt
 

@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from edgecls.errors import EdgeclsError
+from edgecls.tolerance import AGREEMENT, MAX_REL_DLOGIT
 from edgecls.trainer.checkpoint import read_checkpoint
 from edgecls.trainer.freeze import apply_freeze, parse_freeze
 from edgecls.trainer.init_weights import IMAGENET_MEAN, imagenet_weights
@@ -209,7 +210,7 @@ def test_finetuned_checkpoint_exports_and_runs_in_the_runtime(finetuned, tmp_pat
     manifest = json.loads((out / "manifest.json").read_text())
     row = manifest["files"][0]["parity"]
     assert row["passed"] is True
-    assert_fp32_row(row["top1_agreement"], row["near_ties"], manifest["parity"]["images"], row["max_rel_logit_diff"])
+    assert_fp32_row(row[AGREEMENT], row["near_ties"], manifest["parity"]["images"], row[MAX_REL_DLOGIT])
     photo = sorted((cifar_dir / "test" / "cat").iterdir())[0]
     prediction = Classifier.load(out).predict(photo)
     assert prediction.label in read_checkpoint(finetuned[0] / "best.pt")["spec"]["classes"]

@@ -6,13 +6,14 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from torchvision import transforms as T
 
 from edgecls.imageops import open_rgb, resize_shorter_center_crop, to_rgb
 
+from .conftest import torchvision_transform
+
 
 def torchvision_eval(img: Image.Image, size: int) -> np.ndarray:
-    return np.asarray(T.Compose([T.Resize(size), T.CenterCrop(size)])(img))
+    return np.asarray(torchvision_transform(size)(img))
 
 
 def test_real_test_images_pass_through_unchanged(cifar_dir):
@@ -85,7 +86,8 @@ def test_a_folder_of_common_formats_is_walked_without_loading_every_plugin(cifar
     code = ("import sys; from pathlib import Path; from edgecls.cli.infer import collect_inputs\n"
             "found = collect_inputs([Path(sys.argv[1])]); assert len(found.paths) == 1000 and found.skipped == 0\n"
             "assert 'PIL.TgaImagePlugin' not in sys.modules, 'every plugin was loaded'\n"
-            "from edgecls.imageops import is_image_suffix; assert is_image_suffix('.tga') and not is_image_suffix('.txt')\n"
+            "from edgecls.imageops import is_image_suffix\n"
+            "assert is_image_suffix('.tga') and not is_image_suffix('.txt')\n"
             "assert 'PIL.TgaImagePlugin' in sys.modules")
     result = subprocess.run([sys.executable, "-c", code, str(cifar_dir / "test" / "cat")], capture_output=True,
                             text=True, timeout=60)

@@ -5,8 +5,8 @@ import json
 import pytest
 from PIL import Image, UnidentifiedImageError
 
-from edgecls.bundle import reference_bundle
 from edgecls.runtime import Classifier
+from edgecls.shipped import reference_bundle
 
 from .conftest import run_cli
 

@@ -22,15 +22,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgecls.bundle import (FORMATS, GOLDEN, INT8, MANIFEST, SHIPPED, file_entry, read_golden, read_manifest,
-                            reference_bundle, write_golden)
+from edgecls.bundle import MANIFEST, file_entry, read_manifest
+from edgecls.format_table import FORMATS, INT8
+from edgecls.golden_file import GOLDEN, read_golden, write_golden
+from edgecls.shipped import SHIPPED, reference_bundle
 
 HASWELL = ("qemu-x86_64", "-cpu", "Haswell")
 # Run in the emulated interpreter: every INT8 file of a bundle through `edgecls verify FILE`'s own function.
 VERIFY_INT8 = """
 import json, sys
 from pathlib import Path
-from edgecls.bundle import FORMATS, INT8, read_manifest
+from edgecls.bundle import read_manifest
+from edgecls.format_table import FORMATS, INT8
 from edgecls.runtime.engines import engine_available
 from edgecls.runtime.verify import verify_bundle
 folder = Path(sys.argv[1])

@@ -2,7 +2,7 @@
 
 The shipped reference ResNet-20 is exported freshly to every format plus INT8, without the exporter's
 own check, and all 10,000 test JPEGs run through each engine once per module, under the exporter's own
-rule (``edgecls.bundle``) on ten times its images: this suite is the full-size proof. Failures list the
+rule (``edgecls.tolerance``) on ten times its images: this suite is the full-size proof. Failures list the
 images that disagree, with both top-1 labels and the largest |Δlogit|.
 
 ResNet-18 runs on every test run too, on a checkpoint trained here for about half a minute (issue 27):
@@ -28,16 +28,17 @@ import pytest
 import torch
 from PIL import Image
 
-from edgecls.bundle import fp32_failures, near_tie_images, top1_agreement
 from edgecls.export.formats import FORMATS
+from edgecls.shipped import reference_checkpoint
 from edgecls.spec import ModelSpec
+from edgecls.tolerance import fp32_failures, near_tie_images, top1_agreement
 
-from .conftest import REPO, train_briefly
+from .conftest import torchvision_transform, train_briefly
 
 pytestmark = [pytest.mark.parity,
               pytest.mark.filterwarnings(r"ignore:`torch\.jit\.load` is deprecated:FutureWarning")]
 
-REFERENCE = REPO / "artifacts" / "reference" / "resnet20.pt"
+REFERENCE = reference_checkpoint()
 RESNET18_ENV = "EDGECLS_RESNET18_CKPT"
 TEST_IMAGES = 10_000
 CI_RESNET18_IMAGES = 1_000
@@ -86,8 +87,9 @@ def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
         limit, int8 = CI_RESNET18_IMAGES, False
     out = tmp_path_factory.mktemp(f"parity-{request.param}") / "export"
     # the edge formats' 10,000-image parity is benchmarks/edge_formats.py (issue 25), not a test's time
+    # no exporter check and no golden vectors: this module runs every file on its own images
     opts = ExportOptions(checkpoint=checkpoint, formats="torchscript,onnx,openvino", int8=int8, out=out,
-                         data=str(cifar_dir), cache_dir=str(cache_dir), check_images=0)
+                         data=str(cifar_dir), cache_dir=str(cache_dir), check_images=0, golden_images=0)
     manifest = export_checkpoint(opts, log=lambda m: None).manifest
     export = {e["format"]: out / e["path"] for e in manifest["files"]}
     model, meta = load_checkpoint(checkpoint)
@@ -154,10 +156,7 @@ def test_runtime_end_to_end_matches_torchvision(case):
 
 
 def torchvision_logits(case: Case) -> np.ndarray:
-    from torchvision import transforms as T
-
-    size = case.spec.input_size
-    tf = T.Compose([T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize(case.spec.mean, case.spec.std)])
+    tf = torchvision_transform(case.spec.input_size, case.spec.mean, case.spec.std)
     chunks = []
     with torch.no_grad():
         for start in range(0, len(case.paths), 250):

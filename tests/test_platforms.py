@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from edgecls.bundle import reference_bundle
 from edgecls.host import (cpu_class, has_bf16, has_int8_dot, has_vnni, instruction_sets, name_from_cpuinfo,
                           parse_cpuinfo, parse_sysctl)
+from edgecls.shipped import reference_bundle
 from edgecls.trainer.policy import cpu_supports_bf16, pick_device
 
 from .conftest import REPO, wait_until_ready
@@ -142,7 +142,8 @@ main()
 
 
 def simulated(platform: str, *args, torch: bool = False) -> list[str]:
-    code = PRELUDE.format(optional=OPTIONAL_RUNTIMES, torch=", torch" if torch else ", starlette, uvicorn" if args[0] == "serve" else "",
+    heavy = ", torch" if torch else ", starlette, uvicorn" if args[0] == "serve" else ""
+    code = PRELUDE.format(optional=OPTIONAL_RUNTIMES, torch=heavy,
                           windows="sys.modules['resource'] = None\n" if platform == "win32" else "",
                           platform=platform, args=[str(a) for a in args])
     return [sys.executable, "-c", code]

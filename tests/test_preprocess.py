@@ -6,18 +6,17 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from torchvision import transforms as T
 
 from edgecls.runtime.preprocess import load_rgb, normalize, resize_for_model
 from edgecls.spec import ModelSpec
+
+from .conftest import torchvision_transform
 
 SPEC = ModelSpec("resnet20", tuple("abcdefghij"), (0.4914, 0.4822, 0.4465), (0.247, 0.2435, 0.2616), 32)
 
 
 def torchvision_tensor(img: Image.Image, spec: ModelSpec) -> np.ndarray:
-    tf = T.Compose([T.Resize(spec.input_size), T.CenterCrop(spec.input_size), T.ToTensor(),
-                    T.Normalize(spec.mean, spec.std)])
-    return tf(img).numpy()
+    return torchvision_transform(spec.input_size, spec.mean, spec.std)(img).numpy()
 
 
 def runtime_tensor(img: Image.Image, spec: ModelSpec) -> np.ndarray:

@@ -22,13 +22,16 @@ import onnx
 import pytest
 from onnx import numpy_helper
 
-from edgecls.bundle import FORMATS, GOLDEN, MANIFEST, SHIPPED, TORCH, read_manifest, reference_bundle
+from edgecls.bundle import MANIFEST, read_manifest
 from edgecls.errors import ProofFailed
+from edgecls.format_table import FORMATS, TORCH
+from edgecls.golden_file import GOLDEN
 from edgecls.host import cpu_features_key, cpu_flags
 from edgecls.runtime import Classifier
 from edgecls.runtime.engines import engine_available
 from edgecls.runtime.model_files import model_candidates
 from edgecls.runtime.proof import CACHE_ENV, FAILED, PROVEN, UNPROVEN, cache_dir
+from edgecls.shipped import SHIPPED, reference_bundle
 
 from .conftest import REPO, assert_one_line_error, run_cli
 from .test_serve import assert_json_error, free_port, running_server, wait_ready

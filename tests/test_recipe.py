@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from edgecls.bundle import reference_bundle
 from edgecls.runtime import Classifier
+from edgecls.shipped import reference_bundle, reference_checkpoint
 from edgecls.spec import ModelSpec
 from edgecls.trainer import read_checkpoint
 from edgecls.trainer.config import TrainConfig
@@ -22,7 +22,7 @@ from edgecls.trainer.optim import TRIANGLE, lr_factor, make_optimizer
 from edgecls.trainer.policy import resolve_policy
 from edgecls.trainer.recipes import DEFAULT_MODEL, RECIPES, recipe_config
 
-from .conftest import CIFAR, REPO, assert_one_line_error, kill_and_resume, run_cli, train_on
+from .conftest import CIFAR, assert_one_line_error, kill_and_resume, run_cli, train_on
 
 AIRBENCH_RUN = ["--model", "airbench", "--batch-size", "256", "--limit-train", "4096",
                 "--limit-val", "500", "--limit-test", "500",
@@ -90,7 +90,7 @@ def test_build_parts_builds_the_configured_width():
 
 def test_init_from_a_checkpoint_builds_its_width():
     """The shipped airbench.pt is full width; the recipe's narrower default must not apply to its weights."""
-    init = file_weights(REPO / "artifacts" / "reference" / "airbench" / "airbench.pt")
+    init = file_weights(reference_checkpoint("airbench"))
     cfg = recipe_config(None, init="airbench.pt")
     assert cfg.arch["width"] != 1.0 and init.arch == {}
     model = build_model(cfg.model, 10, **model_kwargs(cfg, init))

@@ -11,13 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from edgecls.bundle import read_manifest, top1_agreement, verify_files
+from edgecls.bundle import read_manifest, verify_files
 from edgecls.errors import EdgeclsError
 from edgecls.runtime import Classifier, Failure, ModelSpec
 from edgecls.runtime.model_files import choose_model
+from edgecls.tolerance import top1_agreement
 from edgecls.trainer import load_checkpoint
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, run_cli, torchvision_transform
 
 
 def cifar_test_images(cifar_dir, per_class=5):
@@ -30,11 +31,8 @@ def manifest_entry(export_dir, fmt):
 
 
 def torch_logits(checkpoint, paths):
-    from torchvision import transforms as T
-
     model, meta = load_checkpoint(checkpoint)
-    tf = T.Compose([T.Resize(meta["input_size"]), T.CenterCrop(meta["input_size"]), T.ToTensor(),
-                    T.Normalize(meta["mean"], meta["std"])])
+    tf = torchvision_transform(meta["input_size"], meta["mean"], meta["std"])
     x = torch.stack([tf(Image.open(p).convert("RGB")) for p in paths])
     with torch.no_grad():
         return model(x).numpy()

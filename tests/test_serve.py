@@ -29,8 +29,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecls.bundle import read_golden, read_manifest, write_golden
+from edgecls.bundle import read_manifest
 from edgecls.digest import file_sha256
+from edgecls.golden_file import read_golden, write_golden
 from edgecls.runtime import Classifier
 
 from .conftest import CLASSES, REPO, assert_one_line_error, run_cli

@@ -41,8 +41,8 @@ def test_short_run_learns_and_writes_every_output(short_run):
 
 def test_reported_accuracy_is_best_pt_on_the_run_s_test_images(short_run, cifar_dir, cache_dir):
     """metrics.json's test_acc is best.pt scored once in fp32 on the run's seeded --limit-test images: recomputed
-    here from the checkpoint, it agrees up to images whose top two logits are a near-tie (edgecls.bundle's rule)."""
-    from edgecls.bundle import near_tie_images
+    here from the checkpoint, it agrees up to images whose top two logits are a near-tie (edgecls.tolerance's rule)."""
+    from edgecls.tolerance import near_tie_images
     from edgecls.trainer.data import load_data
     from edgecls.trainer.loop import DeviceData, predict_logits
     from edgecls.trainer.policy import resolve_policy

@@ -15,7 +15,8 @@ import zipfile
 
 import pytest
 
-from edgecls.bundle import MANIFEST, SHIPPED
+from edgecls.bundle import MANIFEST
+from edgecls.shipped import SHIPPED
 
 from .conftest import REPO
 

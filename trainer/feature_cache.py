@@ -105,7 +105,8 @@ def feature_batches(features: torch.Tensor, labels: torch.Tensor, batch_size: in
 
 
 @torch.no_grad()
-def predict_features(tail: nn.Module, features: torch.Tensor, policy: ExecPolicy, batch_size: int = 500) -> torch.Tensor:
+def predict_features(tail: nn.Module, features: torch.Tensor, policy: ExecPolicy,
+                     batch_size: int = 500) -> torch.Tensor:
     tail.eval()
     outs = []
     for start in range(0, len(features), batch_size):

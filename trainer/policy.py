@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from edgecls.errors import EdgeclsError
-from edgecls.host import cpu_flags, has_bf16, is_arm, usable_cores
+from edgecls.host import cpu_flags, has_bf16, is_arm, thread_budget
 
 
 @dataclass(frozen=True)
@@ -21,11 +21,13 @@ class ExecPolicy:
     compile: bool
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
 
     def describe(self) -> str:
         dtype = str(self.amp_dtype).removeprefix("torch.") if self.amp_dtype else "fp32"
-        return f"{self.device.type} {dtype}{' channels_last' if self.channels_last else ''}{' compiled' if self.compile else ''}"
+        layout = " channels_last" if self.channels_last else ""
+        return f"{self.device.type} {dtype}{layout}{' compiled' if self.compile else ''}"
 
 
 def cpu_supports_bf16(flags: frozenset[str] | None = None, machine: str | None = None) -> bool:
@@ -105,8 +107,8 @@ def resolve_policy(device: str = "auto", precision: str = "auto", channels_last:
 
 
 def set_cpu_threads(threads: int | None) -> int:
-    """Use every core we are allowed on (cgroup/affinity aware) unless told otherwise; under
-    torchrun, the cores are shared out between the processes on this machine."""
-    n = threads or max(1, usable_cores() // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    """The thread budget unless told otherwise; under torchrun, shared out between the processes on this
+    machine."""
+    n = threads or thread_budget(share=int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
     torch.set_num_threads(n)
     return n

@@ -8,27 +8,29 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import MANIFEST, model_location
+from edgecls.bundle import MANIFEST, has_manifest
+from edgecls.format_table import FORMATS
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
+from edgecls.shipped import model_location
+from edgecls.tolerance import REFERENCE
 
-from .options import AllowFailedProof
+from .options import RUNTIME_PANEL, AllowFailedProof, backend_option, device_option, threads_option, torch_panel, words
 
 Opt = typer.Option
-RUNTIME_PANEL = "Export folder (torch-free)"
-TORCH_PANEL = "Checkpoint (needs edgecls\\[export])"
+TORCH_PANEL = torch_panel("export")
 
 
 def benchmark_command(
     model: Annotated[Optional[Path], typer.Argument(
-        help="An export folder (has manifest.json): measured here without PyTorch. Or a checkpoint (default: "
+        help=f"An export folder (has {MANIFEST}): measured here without PyTorch. Or a checkpoint (default: "
              "newest artifacts/runs/*/best.pt, else the reference ResNet-20): every format against PyTorch.",
         show_default=False)] = None,
     data: Annotated[Optional[str], Opt(help="Image folder with test/<class>/* (or <class>/*) for the accuracy "
                                             "column; a checkpoint also takes 'cifar10' (default: its training "
                                             "data's test split).", show_default=False)] = None,
-    formats: Annotated[str, Opt(help="all, or comma-separated: pytorch, torchscript, onnx, onnx-int8, openvino, "
-                                     "openvino-int8 (an export folder runs no torch rows).")] = "all",
+    formats: Annotated[str, Opt(help=f"all, or comma-separated: {words([REFERENCE, *FORMATS])} (an export folder "
+                                     "runs no torch rows).")] = "all",
     batch_size: Annotated[int, Opt(help="Batch for the throughput column.")] = 64,
     check_images: Annotated[Optional[int], Opt(help="Score a seeded subset of this many test images "
                                                     "(default: all).", show_default=False)] = None,
@@ -36,14 +38,9 @@ def benchmark_command(
     throughput_runs: Annotated[int, Opt(help="Timed --batch-size runs per row, after warm-up.")] = 20,
     as_json: Annotated[bool, Opt("--json", help="Print the rows as JSON.")] = False,
     markdown: Annotated[bool, Opt("--markdown", help="Print a GitHub markdown table.")] = False,
-    backend: Annotated[str, Opt(help="auto (every engine installed here),"
-                                     " onnxruntime, openvino, litert, ncnn or executorch.",
-                                rich_help_panel=RUNTIME_PANEL)] = "auto",
-    device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
-                                              "(cpu, cuda, …) \\[default: CPU].", show_default=False,
-                                         rich_help_panel=RUNTIME_PANEL)] = None,
-    threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).",
-                                          show_default=False, rich_help_panel=RUNTIME_PANEL)] = None,
+    backend: backend_option("every engine installed here", RUNTIME_PANEL) = "auto",
+    device: device_option(panel=RUNTIME_PANEL) = None,
+    threads: threads_option(panel=RUNTIME_PANEL) = None,
     allow_failed_proof: AllowFailedProof = False,
     export: Annotated[Optional[Path], Opt("--export", help="An existing export folder of this checkpoint "
                                                            "(default: export into a temporary folder).",
@@ -69,7 +66,7 @@ def benchmark_command(
         raise UsageError("choose one of --json and --markdown")
     log = lambda m: typer.echo(m, err=True)  # noqa: E731
     model = model_location(model) if model is not None else None
-    if model is not None and (model / MANIFEST).is_file():
+    if model is not None and has_manifest(model):
         from edgecls.runtime.benchmark import BundleBenchOptions, benchmark_bundle
 
         _only_for("a checkpoint", export=export, data_dir=data_dir, cache_dir=cache_dir)
@@ -112,6 +109,8 @@ def _auto_note(folder: Path, device: str | None) -> str:
 
 
 def _agreement_note(rows: list[dict]) -> str:
-    golden = max(r["agreement_images"] for r in rows)
+    from edgecls.runtime.benchmark import AGREEMENT_IMAGES
+
+    golden = max(r[AGREEMENT_IMAGES] for r in rows)
     return (f"agreement: top-1 with PyTorch on the bundle's {golden} golden images" if golden else
             "agreement: n/a (this bundle carries no golden vectors; re-export it to get them)")

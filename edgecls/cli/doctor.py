@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import MANIFEST
+from edgecls.bundle import MANIFEST, has_manifest
 from edgecls.errors import UsageError
 
 Opt = typer.Option
@@ -21,11 +21,11 @@ def doctor_command(
     as_json: Annotated[bool, Opt("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """What this machine offers edgecls, and whether a bundle runs here; exit 1 if it cannot, 2 on usage errors."""
-    from edgecls.bundle import model_location
     from edgecls.runtime.doctor import diagnose, format_report
+    from edgecls.shipped import model_location
 
     folder = model_location(model)
-    if not (folder / MANIFEST).is_file():
+    if not has_manifest(folder):
         raise UsageError(f"{folder} is not an export folder (no {MANIFEST})")
     report = diagnose(folder)
     typer.echo(json.dumps(report, indent=2) if as_json else format_report(report))

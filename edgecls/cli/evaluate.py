@@ -8,15 +8,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import MANIFEST, model_location
+from edgecls.bundle import MANIFEST, has_manifest
 from edgecls.errors import UsageError
 from edgecls.extras import require_extra
+from edgecls.shipped import model_location
 
-from .options import AllowFailedProof
+from .options import (ENGINE_DEVICE_HELP, RUNTIME_PANEL, AllowFailedProof, backend_option, device_option,
+                      threads_option, torch_panel)
 
 Opt = typer.Option
-RUNTIME_PANEL = "Exported model (torch-free)"
-TORCH_PANEL = "Checkpoint (needs edgecls\\[train])"
+TORCH_PANEL = torch_panel("train")
 EXPORTED_SUFFIXES = (".onnx", ".xml")
 JSON_KEYS = ("accuracy", "per_class", "n", "confusion", "classes")
 
@@ -26,15 +27,12 @@ def eval_command(
                                                 ".xml or shipped model's name (runs without PyTorch).")],
     data: Annotated[str, Opt(help="An image folder with test/<class>/* (or, for an exported model, <class>/*); "
                                   "a checkpoint also takes 'cifar10'.")] = "cifar10",
-    device: Annotated[Optional[str], Opt(help="Checkpoint: cpu, cuda, mps or auto [default: cpu]. Exported model: an "
-                                              "OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
-                                              "(cpu, cuda, …) \\[default: CPU].", show_default=False)] = None,
+    device: device_option("Checkpoint: cpu, cuda, mps or auto \\[default: cpu]. "
+                          f"Exported model: an {ENGINE_DEVICE_HELP}") = None,
     as_json: Annotated[bool, Opt("--json", help="Print one JSON object instead of a report.")] = False,
     plot: Annotated[Optional[Path], Opt(help="Write the confusion matrix as a PNG.", show_default=False)] = None,
-    backend: Annotated[str, Opt(help="auto, onnxruntime, openvino, litert, ncnn or executorch.",
-                                rich_help_panel=RUNTIME_PANEL)] = "auto",
-    threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).",
-                                          show_default=False, rich_help_panel=RUNTIME_PANEL)] = None,
+    backend: backend_option(panel=RUNTIME_PANEL) = "auto",
+    threads: threads_option(panel=RUNTIME_PANEL) = None,
     batch_size: Annotated[int, Opt(help="Images per engine call.", rich_help_panel=RUNTIME_PANEL)] = 64,
     allow_failed_proof: AllowFailedProof = False,
     data_dir: Annotated[Optional[str], Opt(help="Where torchvision's CIFAR-10 lives.",
@@ -77,7 +75,7 @@ def eval_command(
 
 def _is_exported(model: Path) -> bool:
     """The dispatch: an export folder or a model file runs on the runtime; anything else is a checkpoint."""
-    if model.is_dir() and not (model / MANIFEST).is_file():
+    if model.is_dir() and not has_manifest(model):
         raise UsageError(f"{model} is a folder without {MANIFEST}: expected an export folder or a model file")
     return model.is_dir() or model.suffix.lower() in EXPORTED_SUFFIXES
 

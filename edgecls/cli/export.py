@@ -7,8 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgecls.bundle import GOLDEN_IMAGES
+from edgecls.bundle import MANIFEST
 from edgecls.extras import require_extra
+from edgecls.golden_file import GOLDEN_IMAGES
+
+from .options import BUILD_FORMATS_HELP
 
 Opt = typer.Option
 
@@ -18,8 +21,8 @@ def export_command(
         help="Checkpoint to export (default: newest artifacts/runs/*/best.pt, else the shipped ResNet-20).",
         show_default=False)] = None,
     format: Annotated[str, Opt(
-        "--format", help="torchscript, onnx, openvino, onnx-fp16, openvino-fp16, litert, ncnn, executorch or all "
-        "(every one whose converter is installed; the rest are listed); several comma-separated. TorchScript (via "
+        "--format", help=f"{BUILD_FORMATS_HELP} (every one whose converter is installed; the rest are listed); "
+        "several comma-separated. TorchScript (via "
         "torch.jit.trace) is deprecated upstream in favour of torch.export; still shipped for LibTorch users.",
     )] = "all",
     int8: Annotated[bool, Opt("--int8", help="Also build INT8 variants: openvino-int8 (NNCF PTQ), onnx-int8 "
@@ -76,4 +79,4 @@ def export_command(
     if result.manifest["parity"] is not None:
         typer.echo(format_table(result.manifest["parity"]))
     written = ", ".join(e["format"] for e in result.manifest["files"])
-    typer.echo(f"wrote {written} and manifest.json to {result.out}")
+    typer.echo(f"wrote {written} and {MANIFEST} to {result.out}")

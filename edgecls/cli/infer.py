@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Annotated, Callable, List, Optional
 
 import typer
 
-from edgecls.bundle import model_location
 from edgecls.errors import EdgeclsError, ProofFailed
+from edgecls.shipped import model_location
 
-from .options import AllowFailedProof
+from .options import SHIPPED_HELP, AllowFailedProof, backend_option, device_option, threads_option
 
 if TYPE_CHECKING:
     from edgecls.runtime import Prediction
@@ -54,16 +54,13 @@ def collect_inputs(inputs: list[Path]) -> Inputs:
 def infer_command(
     inputs: Annotated[List[Path], typer.Argument(help="Image files and/or folders (walked for images).")],
     model: Annotated[Optional[Path], Opt(help="An .onnx, an OpenVINO .xml, a .tflite, an NCNN .param, a .pte, an "
-                                              "export folder, or a shipped model's "
-                                              "name: resnet20 (the default), airbench (more accurate, half the "
-                                              "throughput).")] = None,
+                                              f"export folder, or {SHIPPED_HELP}.")] = None,
     top_k: Annotated[int, Opt(help="How many classes to show per image.")] = 3,
     as_json: Annotated[bool, Opt("--json", help="One JSON object per line.")] = False,
-    backend: Annotated[str, Opt(help="auto, onnxruntime, openvino, litert, ncnn or executorch.")] = "auto",
-    device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
-                                              "(cpu, cuda, …) \\[default: CPU].", show_default=False)] = None,
+    backend: backend_option() = "auto",
+    device: device_option() = None,
     batch_size: Annotated[int, Opt(help="Images per engine call.")] = 32,
-    threads: Annotated[Optional[int], Opt(help="Engine threads (default: all cores this process may use).")] = None,
+    threads: threads_option() = None,
     show_time: Annotated[bool, Opt("--time", help="Report decode, preprocess and model milliseconds.")] = False,
     allow_failed_proof: AllowFailedProof = False,
 ) -> None:
@@ -85,7 +82,7 @@ def infer_command(
         raise  # exit 1: the model is fine as asked, it fails here (the CLI prints its line)
     except EdgeclsError as e:
         typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     if not found.paths:
         typer.echo(f"error: no images found in the given inputs{skipped}", err=True)
         raise typer.Exit(2)

@@ -12,7 +12,8 @@ from edgecls.errors import EdgeclsError, UsageError
 from edgecls.extras import require_extra
 from edgecls.serve.config import ServeConfig
 
-from .options import AllowFailedProof
+from .options import (SHIPPED_HELP, THREADS_DEFAULT, AllowFailedProof, backend_option, device_option,
+                      threads_option)
 
 Opt = typer.Option
 D = ServeConfig()  # the defaults, defined once
@@ -20,16 +21,12 @@ D = ServeConfig()  # the defaults, defined once
 
 def serve_command(
     model: Annotated[Optional[Path], typer.Argument(
-        help="An export folder, a model file, or a shipped model's name: resnet20 (the default), airbench.",
-        show_default=False)] = None,
+        help=f"An export folder, a model file, or {SHIPPED_HELP}.", show_default=False)] = None,
     host: Annotated[str, Opt(help="Address to bind; anything but loopback exposes it to the network.")] = D.host,
     port: Annotated[int, Opt(help="TCP port.")] = D.port,
-    backend: Annotated[str, Opt(help="auto, onnxruntime, openvino, litert, ncnn or executorch.")] = D.backend,
-    device: Annotated[Optional[str], Opt(help="OpenVINO device (CPU, GPU, NPU, AUTO) or onnxruntime provider "
-                                              "(cpu, cuda, …) [default: CPU].", show_default=False)] = None,
-    threads: Annotated[Optional[int], Opt(help="Engine threads (default: one less than the cores this process "
-                                               "may use, at least 1; the HTTP side needs one).",
-                                          show_default=False)] = None,
+    backend: backend_option() = D.backend,
+    device: device_option() = None,
+    threads: threads_option(default=f"one less than {THREADS_DEFAULT}, at least 1; the HTTP side needs one") = None,
     max_batch: Annotated[int, Opt(help="Most images in one engine call.")] = D.max_batch,
     max_wait_ms: Annotated[float, Opt(help="Longest a batch waits for requests already arriving.")] = D.max_wait_ms,
     max_queue: Annotated[int, Opt(help="Images admitted but not answered; past it, 503 + Retry-After.")] = D.max_queue,

@@ -11,6 +11,8 @@ from edgecls.extras import require_extra
 from edgecls.trainer.config import TTA_LEVELS, TrainConfig
 from edgecls.trainer.recipes import DEFAULT_MODEL, recipe_config
 
+from .options import TORCH_DEVICE_HELP, device_option, threads_option
+
 Opt = typer.Option
 D = TrainConfig()
 RECIPE = "[default: the model's recipe]"
@@ -35,11 +37,11 @@ def train_command(
     lookahead: Annotated[Optional[bool], Opt("--lookahead/--no-lookahead", help=f"Pull the weights toward their slow average every 5 steps (airbench) {RECIPE}.", show_default=False)] = None,
     tta: Annotated[Optional[str], Opt(help=f"Test-time augmentation for the final score of best.pt: {', '.join(TTA_LEVELS)} {RECIPE}.", show_default=False)] = None,
     patience: Annotated[int, Opt(help="Stop after this many epochs without a better validation accuracy; 0 disables.")] = D.patience,
-    device: Annotated[str, Opt(help="auto (a CUDA GPU, else Apple's mps, else the CPU), cpu, cuda or mps.")] = D.device,
+    device: device_option(TORCH_DEVICE_HELP, show_default=True) = D.device,
     precision: Annotated[str, Opt(help="auto (bf16 where supported, fp16 on older GPUs, else fp32), fp32, bf16, fp16.")] = D.precision,
     channels_last: Annotated[bool, Opt(help="channels_last memory format.")] = D.channels_last,
     compile: Annotated[bool, Opt("--compile", help="torch.compile the model (pays off on GPUs).")] = False,
-    threads: Annotated[Optional[int], Opt(help="CPU threads (default: all cores this process may use).")] = None,
+    threads: threads_option("CPU threads") = None,
     seed: Annotated[int, Opt(help="Seed for init, shuffling and augmentation; CPU runs repeat exactly.")] = D.seed,
     limit_train: Annotated[Optional[int], Opt(help="Use a seeded random subset of N training images.")] = None,
     limit_val: Annotated[Optional[int], Opt(help="Use a seeded random subset of N validation images.")] = None,

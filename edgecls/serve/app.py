@@ -14,8 +14,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from edgecls.bundle import model_location
-from edgecls.host import reload_signal, usable_cores
+from edgecls.host import reload_signal
+from edgecls.shipped import model_location
 
 from . import admin, classify, page, v2
 from .auth import BearerAuth
@@ -61,8 +61,7 @@ def create_app(config: ServeConfig | None = None, **settings) -> Starlette:
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette):
     state = app.state
-    state.decode_pool = ThreadPoolExecutor(state.config.decode_threads or usable_cores(),
-                                           thread_name_prefix="edgecls-decode")
+    state.decode_pool = ThreadPoolExecutor(state.config.decode_pool, thread_name_prefix="edgecls-decode")
     state.batcher.start()
     hup = _watch_sighup(app)
     try:

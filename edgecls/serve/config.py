@@ -23,19 +23,26 @@ class ServeConfig:
     body_timeout_s: float = 30.0       # a request body must arrive within this
     header_timeout_s: float = 10.0     # request headers must arrive within this (from connect or first byte)
     keep_alive_s: float = 5.0          # idle keep-alive connections are closed after this
-    decode_threads: int | None = None  # image decoding pool; None = one per core
+    decode_threads: int | None = None  # image decoding pool; None = the cores the engine leaves (see decode_pool)
     api_key: str | None = None         # when set, every route but health needs `Authorization: Bearer <key>`
     allow_failed_proof: bool = False   # serve (and reload to) a file that fails its golden check on this CPU
 
     @property
     def engine_threads(self) -> int:
-        """By default one core less than this process may use, at least one: the event loop and the decoders
-        need a core. Even with the engine's threads asleep between batches (it is opened for streaming), a
-        second engine thread on 2 cores served fewer requests: 1,984 vs 2,734 req/s at 32 clients (EPYC,
-        2026-12-05), the HTTP side's Python being the other core's whole work."""
-        from edgecls.host import usable_cores
+        """By default the thread budget less one core, at least one: the event loop and the decoders need a
+        core. Even with the engine's threads asleep between batches (it is opened for streaming), a second engine
+        thread on 2 cores served fewer requests (benchmarks/results/stream-pipeline-records-2026-12-05.md,
+        `serve` at 32 clients)."""
+        from edgecls.host import thread_budget
 
-        return self.threads or max(1, usable_cores() - 1)
+        return self.threads or thread_budget(reserve=1)
+
+    @property
+    def decode_pool(self) -> int:
+        """Decode threads: by default the cores of the budget the engine leaves, at least one."""
+        from edgecls.host import thread_budget
+
+        return self.decode_threads or max(1, thread_budget() - self.engine_threads)
 
     @property
     def max_body_bytes(self) -> int:

@@ -22,7 +22,7 @@ from PIL import Image
 
 from edgecls.imageops import pillow_decoding
 from edgecls.runtime.classifier import DECODE_ERRORS, Failure
-from edgecls.runtime.evaluate import decode_all
+from edgecls.runtime.classifier import decode_all
 from edgecls.runtime.preprocess import decode_opened, normalize, resize_for_model
 from edgecls.spec import ModelSpec
 

@@ -14,9 +14,10 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgecls.bundle import FORMATS, file_digests, read_manifest, verify_files
+from edgecls.bundle import MANIFEST, bundle_entries, file_digests, manifest_path, read_manifest, verify_files
 from edgecls.digest import file_sha256
 from edgecls.errors import EdgeclsError
+from edgecls.format_table import FORMATS
 from edgecls.runtime import Classifier
 from edgecls.runtime.proof import PROVEN
 
@@ -51,12 +52,11 @@ def bundle_sha256(clf: Classifier) -> dict[str, str]:
     """Every file of the bundle by name (from its verified manifest), or the model file's own digest."""
     folder = clf.choice.folder
     if folder is not None:
-        manifest = read_manifest(folder)
-        entries = list(manifest.get("files", [])) + ([manifest["golden"]] if manifest.get("golden") else [])
-        digests = {rel: sha for entry in entries for rel, sha in file_digests(entry)}
-        return {"manifest.json": file_sha256(folder / "manifest.json"), **digests}
+        digests = {rel: sha for entry in bundle_entries(read_manifest(folder)) for rel, sha in file_digests(entry)}
+        return {MANIFEST: file_sha256(manifest_path(folder)), **digests}
     path = clf.choice.path
-    files = [path] + ([path.with_suffix(".bin")] if path.suffix.lower() == ".xml" else [])
+    fmt = FORMATS.get(clf.choice.format)
+    files = fmt.files(path) if fmt else [path]
     return {f.name: file_sha256(f) for f in files if f.is_file()}
 
 

@@ -8,7 +8,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from edgecls import __version__
-from edgecls.bundle import ONNXRUNTIME, OPENVINO
+from edgecls.format_table import ONNXRUNTIME, OPENVINO
 
 from .decode import BadImage, decode_uploads
 from .errors import ApiError
