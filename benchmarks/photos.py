@@ -18,6 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from edgecls.bundle import read_manifest
+from edgecls.splits import SPLIT_FILE, read_split
+
 JUNK_SHARE = 0.01
 
 
@@ -60,7 +63,7 @@ def train_export_verify(data: Path, out: Path, cache: Path) -> dict:
     eval_s, eval_json = run("eval", str(out / "bundle"), "--data", str(data), "--json")
     return {"train_s": train_s, "train_log": train_log, "metrics": metrics, "export_s": export_s,
             "verify_s": verify_s, "verify": verify_log, "eval": json.loads(eval_json),
-            "manifest": json.loads((out / "bundle" / "manifest.json").read_text())}
+            "manifest": read_manifest(out / "bundle")}
 
 
 def report(name: str, result: dict) -> str:
@@ -97,7 +100,7 @@ def main() -> None:
         a, b = clean["metrics"], junky["metrics"]
         same = [x["val_acc"] for x in a["epochs"]] == [x["val_acc"] for x in b["epochs"]] and \
             a["test_acc"] == b["test_acc"]
-        reported = {key for key, _ in json.loads((args.out / "junk" / "run" / "split.json").read_text())["skipped"]}
+        reported = {key for key, _ in read_split(args.out / "junk" / "run" / SPLIT_FILE).skipped}
         print(f"- junk run identical to the clean run (every epoch's val accuracy and the test accuracy): **{same}**; "
               f"junk files reported in split.json: {len(reported & set(made))} of {len(made)}")
 

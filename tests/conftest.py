@@ -111,7 +111,7 @@ def train_briefly(folder: Path, cifar_dir: Path, cache_dir: Path, model: str, ep
     out = folder / "run"
     result = run_cli("train", "--model", model, "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
                      "--epochs", str(epochs), "--limit-train", "2048",
-                         "--limit-val", "500", "--limit-test", "500", "--batch-size", "64",
+                     "--limit-val", "500", "--limit-test", "500", "--batch-size", "64",
                      "--seed", "1", "--warmup-epochs", str(warmup), "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "best.pt"

@@ -49,9 +49,8 @@ def two_process_run(tmp_path_factory, cifar_dir, cache_dir):
     out = tmp_path_factory.mktemp("ddp") / "run"
     code, stdout, stderr = finish(torchrun(
         "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "2",
-        "--limit-train", "2048",
-
-            "--limit-val", str(TEST_IMAGES), "--limit-test", str(TEST_IMAGES), "--batch-size", "64", "--warmup-epochs", "0.5", "--precision", "fp32",
+        "--limit-train", "2048", "--limit-val", str(TEST_IMAGES), "--limit-test", str(TEST_IMAGES),
+        "--batch-size", "64", "--warmup-epochs", "0.5", "--precision", "fp32",
         "--seed", "1", "--out", str(out)))
     assert code == 0, stderr[-3000:]
     return out, stdout
@@ -143,7 +142,7 @@ def test_two_processes_take_the_steps_of_one_with_the_same_global_batch(tmp_path
               "--init", str(trained_checkpoint),
               "--freeze", "stem,layer1,layer2,layer3", "--head", "linear", "--feature-cache", "off",
               "--precision", "fp32", "--epochs", "2", "--limit-train", "512",
-                  "--limit-val", "100", "--limit-test", "100",
+              "--limit-val", "100", "--limit-test", "100",
               "--batch-size", "64", "--label-smoothing", "0", "--seed", "2"]
     one = run_cli("train", *common, "--out", str(tmp_path / "one"), "--threads", "2")
     assert one.returncode == 0, one.stderr

@@ -29,7 +29,7 @@ def checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
     out = tmp_path_factory.mktemp("export-train") / "run"
     result = run_cli("train", "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--epochs", "1",
                      "--limit-train", "1024",
-                         "--limit-val", "200", "--limit-test", "200", "--model", "resnet20", "--out", str(out))
+                     "--limit-val", "200", "--limit-test", "200", "--model", "resnet20", "--out", str(out))
     assert result.returncode == 0, result.stderr
     return out / "best.pt"
 

@@ -79,7 +79,7 @@ def finetuned(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir):
     result = run_cli("train", "--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
                      "--init", str(trained_checkpoint),
                      "--epochs", "4", "--warmup-epochs", "0", "--limit-train", "1024",
-                         "--limit-val", "300", "--limit-test", "300",
+                     "--limit-val", "300", "--limit-test", "300",
                      "--batch-size", "64",
                      "--optimizer", "adamw", "--schedule", "plateau", "--cache-views", "2", "--out", str(out))
     assert result.returncode == 0, result.stderr
@@ -138,7 +138,7 @@ def test_disk_cache_and_freeze_none(tmp_path, trained_checkpoint, cifar_dir, cac
     common = ["--model", "resnet20", "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
               "--init", str(trained_checkpoint),
               "--epochs", "1", "--limit-train", "256",
-                  "--limit-val", "100", "--limit-test", "100", "--batch-size", "64"]
+              "--limit-val", "100", "--limit-test", "100", "--batch-size", "64"]
     disk = run_cli("train", *common, "--feature-cache", "disk", "--out", str(tmp_path / "disk"))
     assert disk.returncode == 0, disk.stderr
     assert "GB in disk" in disk.stdout and not list((tmp_path / "disk").glob("feature-cache*"))
@@ -166,7 +166,7 @@ def test_init_imagenet_uses_the_hub_cache_offline(hub_with_resnet18, tmp_path, c
     out = tmp_path / "imagenet"
     result = run_cli("train", "--model", "resnet18", "--init", "imagenet", "--img-size", "64", "--data", str(cifar_dir),
                      "--cache-dir", str(cache_dir), "--epochs", "1", "--limit-train", "128",
-                         "--limit-val", "50", "--limit-test", "50",
+                     "--limit-val", "50", "--limit-test", "50",
                      "--batch-size", "32", "--out", str(out), env={"TORCH_HOME": str(hub)})
     assert result.returncode == 0, result.stderr
     payload = read_checkpoint(out / "last.pt")
@@ -195,7 +195,7 @@ def test_bad_init_gets_one_line_errors(tmp_path, trained_checkpoint, cifar_dir):
     assert_one_line_error(missing, "no such file")
     wrong = run_cli("train", "--model", "resnet32", "--init", str(trained_checkpoint), "--data", str(cifar_dir),
                     "--limit-train", "64",
-                        "--limit-val", "10", "--limit-test", "10", "--epochs", "1", "--out", str(tmp_path / "w"))
+                    "--limit-val", "10", "--limit-test", "10", "--epochs", "1", "--out", str(tmp_path / "w"))
     assert_one_line_error(wrong, "does not fit this model")
     assert not (tmp_path / "w" / "last.pt").exists()
 

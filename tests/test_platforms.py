@@ -165,7 +165,7 @@ OPTIONAL_RUNTIMES = ("openvino", "ai_edge_litert.interpreter", "ncnn", "torch", 
 def test_train_runs_without_the_linux_only_apis(platform, tmp_path, cifar_dir, cache_dir):
     run_simulated(platform, "train", "--data", cifar_dir, "--cache-dir", cache_dir, "--epochs", "1",
                   "--limit-train", "256",
-                      "--limit-val", "100", "--limit-test", "100", "--batch-size", "64", "--device", "auto",
+                  "--limit-val", "100", "--limit-test", "100", "--batch-size", "64", "--device", "auto",
                   "--out", tmp_path / "run", torch=True)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(metrics["epochs"]) == 1 and (tmp_path / "run" / "best.pt").is_file()

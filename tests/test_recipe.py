@@ -25,7 +25,7 @@ from edgecls.trainer.recipes import DEFAULT_MODEL, RECIPES, recipe_config
 from .conftest import CIFAR, assert_one_line_error, kill_and_resume, run_cli, train_on
 
 AIRBENCH_RUN = ["--model", "airbench", "--batch-size", "256", "--limit-train", "4096",
-                "--limit-val", "500", "--limit-test", "500",
+"--limit-val", "500", "--limit-test", "500",
                 "--device", "cpu", "--seed", "3", "--threads", "2", "--arch", "width=0.5"]
 
 

@@ -10,7 +10,7 @@ from edgecls.trainer import load_checkpoint
 from .conftest import kill_and_resume, run_cli, train_on
 
 SMALL_RUN = ["--model", "resnet20", "--batch-size", "64", "--limit-train", "1536",
-             "--limit-val", "500", "--limit-test", "500",
+"--limit-val", "500", "--limit-test", "500",
              "--device", "cpu", "--seed", "7", "--threads", "2", "--warmup-epochs", "0.5"]
 TEST_IMAGES = int(SMALL_RUN[SMALL_RUN.index("--limit-test") + 1])
 SEED = int(SMALL_RUN[SMALL_RUN.index("--seed") + 1])

@@ -23,7 +23,7 @@ from PIL import Image
 
 from edgecls.atomic import write_text_atomic
 from edgecls.errors import EdgeclsError
-from edgecls.host import available_memory_bytes, usable_cores
+from edgecls.host import available_memory_bytes, thread_budget
 from edgecls.imagefolder import class_files, class_folders
 from edgecls.imageops import UnreadableImage, model_pixels, pillow_decoding
 
@@ -151,7 +151,7 @@ def _decode_into(entry: Path, files: list[Path], root: Path, size: int, desc: st
 def _decoded(files: list[Path], size: int):
     """Each file's `decode_file` result in order: in worker processes, as JPEG decoding parallelises."""
     jobs = [(str(p), size) for p in files]
-    workers = min(usable_cores(), WORKERS_MAX)
+    workers = min(thread_budget(), WORKERS_MAX)
     if len(files) < POOL_MIN_FILES or workers < 2:
         yield from map(decode_file, jobs)
         return
@@ -182,8 +182,10 @@ def folder_pools(root: Path, size: int, cache_dir: Path, need: tuple[str, ...]) 
 
     ``ROOT/train`` (with ``test``, optionally ``val``) is a split the user made; anything else is one
     folder of class folders the run splits itself."""
+    if not root.exists():
+        raise EdgeclsError(f"data folder {root} does not exist")
     if not root.is_dir():
-        raise EdgeclsError(f"data folder {root} does not exist" if not root.exists() else f"--data {root} is not a folder")
+        raise EdgeclsError(f"--data {root} is not a folder")
     if (root / "train").is_dir():
         if not (root / "test").is_dir():
             raise EdgeclsError(f"{root} has train/ but no test/ (give both, or one folder of class folders)")
