@@ -82,7 +82,8 @@ def train_command(
         ema_decay=ema, lookahead=lookahead, tta=tta, patience=patience,
         device=device, precision=precision, channels_last=channels_last, compile=compile, threads=threads,
         seed=seed, limit_train=limit_train, limit_val=limit_val, limit_test=limit_test,
-        val_fraction=val_fraction, test_fraction=test_fraction, crop=crop, min_scale=min_scale, crop_padding=crop_padding, flip=flip, cutout=cutout, arch=parse_arch(arch), tensorboard=tensorboard,
+        val_fraction=val_fraction, test_fraction=test_fraction, crop=crop, min_scale=min_scale,
+        crop_padding=crop_padding, flip=flip, cutout=cutout, arch=parse_arch(arch), tensorboard=tensorboard,
         init=init, freeze=freeze, head=head, img_size=img_size, feature_cache=feature_cache, cache_views=cache_views,
         sync_bn=sync_bn,
     ).validate()
