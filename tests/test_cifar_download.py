@@ -62,7 +62,8 @@ def test_downloads_once_then_works_offline(fake_cifar, tmp_path):
     data_dir = tmp_path / "cifar"
     splits = load_data("cifar10", 32, data_dir=data_dir)
     assert (data_dir / "cifar-10-python.tar.gz").is_file()
-    assert splits.train.images.shape == (40, 32, 32, 3) and splits.test.images.shape == (6, 32, 32, 3)
+    assert splits.train.images.shape[1:] == (32, 32, 3) and splits.test.images.shape == (6, 32, 32, 3)
+    assert len(splits.train) + len(splits.val) == 40 and set(splits.val.labels) <= set(splits.train.labels)
     assert splits.classes == tuple(LABELS)
     fake_cifar.shutdown()
     fake_cifar.server_close()

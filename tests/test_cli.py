@@ -89,11 +89,22 @@ def test_empty_data_folder(tmp_path):
                           "no class folders")
 
 
-def test_corrupt_image_in_training_data(tmp_path):
+def test_corrupt_image_in_training_data_is_skipped_and_named(tmp_path):
     root = copy_subset(tmp_path / "d", 2, 1, CLASSES[:2])
     (root / "train" / "airplane" / "zz.png").write_bytes(b"not a png")
+    result = run_cli("train", "--data", str(root), "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"),
+                     "--epochs", "1")
+    assert result.returncode == 0, result.stderr
+    assert "skipped 1 file(s) that are not readable images: train/airplane/zz.png (not an image Pillow can read)" \
+        in result.stdout
+
+
+def test_a_class_with_no_readable_image_is_a_one_line_error(tmp_path):
+    root = copy_subset(tmp_path / "d", 2, 1, CLASSES[:2])
+    for f in (root / "train" / "airplane").iterdir():
+        f.write_bytes(b"")
     result = run_cli("train", "--data", str(root), "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"))
-    assert_one_line_error(result, "cannot decode image", "zz.png")
+    assert_one_line_error(result, "no readable image", "airplane")
 
 
 BAD_OPTIONS = [
