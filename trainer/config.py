@@ -37,6 +37,7 @@ class TrainConfig:
     cache_dir: str | None = None
     out: str | None = None
     epochs: int = 25  # resnet20 on this repo's 2-core CPU: about 25-30 minutes
+    images_seen: int | None = None  # photos: epochs raised to see this many training images (recipes.py)
     batch_size: int = 128
     optimizer: str = "sgd"
     lr: float | None = None  # None: the optimizer's default (OPTIMIZER_DEFAULTS)

@@ -33,6 +33,7 @@ from .models import build_model, get_entry
 from .models.stages import split_stages
 from .optim import end_epoch, make_optimizer, make_scheduler
 from .policy import ExecPolicy, resolve_policy, set_cpu_threads
+from .recipes import epochs_for
 
 
 @dataclass
@@ -209,6 +210,8 @@ def prepare_run(cfg: TrainConfig, log, world: World = World(), resumed: bool = F
     spec = build_spec(cfg, splits, init)
     sets = {"train": splits.train.subset(cfg.limit_train, cfg.seed), "val": splits.val.subset(cfg.limit_val, cfg.seed),
             "test": splits.test.subset(cfg.limit_test, cfg.seed)}
+    if cfg.images_seen:
+        cfg.epochs = epochs_for(cfg.images_seen, len(sets["train"]), cfg.epochs)
     data = {name: DeviceData.from_numpy(s.images, s.labels, spec.mean, spec.std, policy.device)
             for name, s in sets.items()}
     steps = len(data["train"]) // min(cfg.batch_size, len(data["train"]))

@@ -40,17 +40,20 @@ PHOTO_IMAGES_SEEN = 100_000  # epochs = this / training images, within [recipe e
 PHOTO_MAX_EPOCHS = 100
 
 
+def epochs_for(images_seen: int, train_images: int, floor: int) -> int:
+    """Epochs to see ``images_seen`` training images: counted once the split is cut, from the readable
+    images alone, so junk files in a folder never change the schedule."""
+    return min(PHOTO_MAX_EPOCHS, max(floor, math.ceil(images_seen / max(1, train_images))))
+
+
 def photo_settings(recipe: dict, given: dict, profile: DataProfile) -> dict:
     """Input size, batch and epochs for a photo folder. The learning rate follows the batch (linear
     scaling), so the recipe's step per image is kept; values the user gave stay as given."""
     base = TrainConfig()
-    fractions = {k: given.get(k) or getattr(base, k) for k in ("val_fraction", "test_fraction")}
-    held = {"given": 0.0, "val-held-out": fractions["val_fraction"],
-            "drawn": fractions["val_fraction"] + fractions["test_fraction"]}[profile.layout]
-    train_images = max(1, round(profile.train_images * (1 - held)))
-    epochs = min(PHOTO_MAX_EPOCHS, max(recipe.get("epochs", base.epochs), math.ceil(PHOTO_IMAGES_SEEN / train_images)))
     batch = given.get("batch_size") or PHOTO_BATCH
-    settings = {"img_size": PHOTO_IMG_SIZE, "batch_size": batch, "epochs": epochs, "tta": "flip"}
+    settings = {"img_size": PHOTO_IMG_SIZE, "batch_size": batch, "tta": "flip"}
+    if not given.get("epochs"):
+        settings["images_seen"] = PHOTO_IMAGES_SEEN
     optimizer = given.get("optimizer") or recipe.get("optimizer", base.optimizer)
     peak = recipe["lr"] if "lr" in recipe else OPTIMIZER_DEFAULTS[optimizer][0]
     if optimizer == "sgd":
