@@ -71,7 +71,7 @@ def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
     from edgecls.export.pipeline import ExportOptions, export_checkpoint
     from edgecls.imagefolder import subset_indices
     from edgecls.trainer.checkpoint import load_checkpoint
-    from edgecls.trainer.data.folder import scan_split
+    from edgecls.trainer.data.folder import scan_classes
 
     given = os.environ.get(RESNET18_ENV) if request.param == "resnet18" else None
     if given and not Path(given).is_file():
@@ -96,7 +96,7 @@ def case(request, tmp_path_factory, cifar_dir, cache_dir) -> Case:
     assert meta["model"] == request.param, f"{checkpoint} holds a {meta['model']}, not a {request.param}"
     spec = ModelSpec.from_dict(manifest["spec"])
     check = load_check_set(str(cifar_dir), spec, limit or TEST_IMAGES, 0, None, str(cache_dir))
-    paths, labels, _ = scan_split(cifar_dir / "test")
+    paths, labels, _, _ = scan_classes(cifar_dir / "test")
     assert len(paths) == TEST_IMAGES
     picked = subset_indices(TEST_IMAGES, limit, 0)
     if picked is not None:
