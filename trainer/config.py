@@ -31,12 +31,12 @@ class AugmentConfig:
 
 @dataclass
 class TrainConfig:
-    model: str = "resnet20"  # the dataclass holds the classic recipe; recipes.py the per-model ones
+    model: str  # no default: the default model and its recipe live in recipes.py (DEFAULT_MODEL, recipe_config)
     data: str = "cifar10"
     data_dir: str | None = None
     cache_dir: str | None = None
     out: str | None = None
-    epochs: int = 25  # resnet20 on this repo's 2-core CPU: about 25-30 minutes
+    epochs: int = 25  # the classic ResNet recipe, which models without an entry in recipes.RECIPES take
     images_seen: int | None = None  # photos: epochs raised to see this many training images (recipes.py)
     batch_size: int = 128
     optimizer: str = "sgd"

@@ -49,7 +49,7 @@ def epochs_for(images_seen: int, train_images: int, floor: int) -> int:
 def photo_settings(recipe: dict, given: dict, profile: DataProfile) -> dict:
     """Input size, batch and epochs for a photo folder. The learning rate follows the batch (linear
     scaling), so the recipe's step per image is kept; values the user gave stay as given."""
-    base = TrainConfig()
+    base = TrainConfig(model=DEFAULT_MODEL)
     batch = given.get("batch_size") or PHOTO_BATCH
     settings = {"img_size": PHOTO_IMG_SIZE, "batch_size": batch, "tta": "flip"}
     if not given.get("epochs"):

@@ -14,7 +14,7 @@ from edgecls.trainer.recipes import DEFAULT_MODEL, recipe_config
 from .options import TORCH_DEVICE_HELP, device_option, threads_option
 
 Opt = typer.Option
-D = TrainConfig()
+D = TrainConfig(model=DEFAULT_MODEL)
 RECIPE = "[default: the model's recipe]"
 
 
