@@ -19,7 +19,7 @@ from edgecls.trainer.data import DEFAULT_PLAN, ImageSet, SplitPlan, load_data
 
 from .job import Calibration
 
-VALIDATION_IMAGES = 1000  # --max-drop's accuracy estimate: 1 image = 0.1 points
+VALIDATION_IMAGES = 1000  # the INT8 ladder's accuracy estimate: 1 image = 0.1 points
 
 
 @dataclass
@@ -53,15 +53,18 @@ def golden_images(data: str, spec: ModelSpec, count: int, seed: int, data_dir: s
     return _split(data, spec, "test", data_dir, cache_dir, plan).subset(count, seed)
 
 
-def load_calibration(data: str, spec: ModelSpec, count: int, seed: int, with_validation: bool,
+def load_calibration(data: str, spec: ModelSpec, count: int, seed: int, require_validation: bool,
                      data_dir: str | None, cache_dir: str | None, plan: SplitPlan = DEFAULT_PLAN) -> Calibration:
-    """A seeded random draw of training images; --max-drop's accuracy is measured on validation images,
-    the split the run selected on, never on test."""
-    train = _split(data, spec, "train", data_dir, cache_dir, plan).subset(count, seed)
-    result = Calibration(normalize(train.images, spec), seed, f"{data} train split")
-    if with_validation:
-        val = _split(data, spec, "val", data_dir, cache_dir, plan).subset(VALIDATION_IMAGES, seed)
-        if len(val) == 0:
-            raise EdgeclsError(f"--max-drop needs validation images, and {data} has none")
+    """A seeded random draw of training images, and the validation images the INT8 ladder measures its drop
+    on: the split the run selected on, never test. Without validation images the ladder is not climbed, which
+    is an error only when a drop was asked for (``require_validation``, --max-drop)."""
+    train = _split(data, spec, "train", data_dir, cache_dir, plan)
+    result = Calibration(normalize(train.subset(count, seed).images, spec), seed, f"{data} train split",
+                         draw=lambda n: normalize(train.subset(n, seed).images, spec))
+    val = _split(data, spec, "val", data_dir, cache_dir, plan)
+    val = val.subset(VALIDATION_IMAGES, seed) if val is not None else None
+    if val is not None and len(val):
         result.val_images, result.val_labels = normalize(val.images, spec), val.labels
+    elif require_validation:
+        raise EdgeclsError(f"--max-drop needs validation images, and {data} has none")
     return result

@@ -21,6 +21,7 @@ import torch
 
 from edgecls.format_table import INT8
 
+from .int8_ladder import ptq_rung
 from .job import ExportJob
 from .metadata import with_precision, write_sidecar
 
@@ -60,7 +61,7 @@ def executorch_int8_settings(job: ExportJob) -> dict:
             "calibration_images": len(job.calibration.images)}
 
 
-def build_executorch_int8(job: ExportJob, path: Path) -> None:
+def quantize_executorch(job: ExportJob, path: Path) -> None:
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                           get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -79,3 +80,6 @@ def build_executorch_int8(job: ExportJob, path: Path) -> None:
         program = torch.export.export(converted, example, dynamic_shapes=job.dynamic_shapes())
         _lower(program, path)
     write_sidecar(path, with_precision(job.metadata, INT8))
+
+
+EXECUTORCH_RUNGS = (ptq_rung(quantize_executorch),)

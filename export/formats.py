@@ -25,14 +25,16 @@ from edgecls.format_table import FORMATS as BUNDLE_FORMATS
 from edgecls.format_table import INT8, FormatInfo
 from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, open_engine
 
-from .executorch_export import build_executorch, build_executorch_int8, executorch_int8_settings, executorch_limits
+from .executorch_export import EXECUTORCH_RUNGS, build_executorch, executorch_int8_settings, executorch_limits
 from .fp16 import build_onnx_fp16, build_openvino_fp16
 from .job import ExportJob
-from .litert_export import build_litert, build_litert_int8, litert_int8_settings
+from .int8_ladder import climb
+from .litert_export import LITERT_RUNGS, build_litert, litert_int8_settings
 from .ncnn_export import build_ncnn
 from .onnx_export import build_onnx
 from .openvino_export import build_openvino
-from .quantize import build_onnx_int8, build_openvino_int8, onnx_int8_settings, openvino_int8_settings
+from .onnx_int8 import ONNX_RUNGS, onnx_int8_settings
+from .quantize import OPENVINO_RUNGS, openvino_int8_settings
 from .torchscript_export import build_torchscript, load_torchscript
 
 Runner = Callable[[np.ndarray], np.ndarray]
@@ -69,6 +71,12 @@ _LITERT = ("litert-export", EXTRAS["litert-export"])
 _EXECUTORCH = ("executorch", EXTRAS["executorch"])
 
 
+def _int8_row(name: str, rungs: tuple, **kw) -> Format:
+    """An INT8 row climbs its quantizer's rungs (export.int8_ladder), scored in the engine the gate runs."""
+    runner = engine_runner(BUNDLE_FORMATS[name].engine)
+    return _row(name, lambda job, path: climb(name, rungs, job, path, runner), **kw)
+
+
 def _row(name: str, build, **kw) -> Format:
     info = BUNDLE_FORMATS[name]
     load = kw.pop("load", None) or engine_runner(info.engine)
@@ -79,15 +87,15 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
     _row("torchscript", build_torchscript, load=load_torchscript, fixes_batch=False),
     _row("onnx", build_onnx),
     _row("openvino", build_openvino, extra_checks=_OV_DEFAULT),
-    _row("onnx-int8", build_onnx_int8, settings=onnx_int8_settings),
-    _row("openvino-int8", build_openvino_int8, extra_checks=_OV_DEFAULT, settings=openvino_int8_settings),
+    _int8_row("onnx-int8", ONNX_RUNGS, settings=onnx_int8_settings),
+    _int8_row("openvino-int8", OPENVINO_RUNGS, extra_checks=_OV_DEFAULT, settings=openvino_int8_settings),
     _row("onnx-fp16", build_onnx_fp16, needs=_FP16),
     _row("openvino-fp16", build_openvino_fp16),
     _row("litert", build_litert, needs=_LITERT),
-    _row("litert-int8", build_litert_int8, settings=litert_int8_settings, needs=_LITERT),
+    _int8_row("litert-int8", LITERT_RUNGS, settings=litert_int8_settings, needs=_LITERT),
     _row("ncnn", build_ncnn, fixes_batch=False, extra_checks=_NCNN_DEFAULT, needs=_NCNN),
     _row("executorch", build_executorch, needs=_EXECUTORCH, describe=executorch_limits),
-    _row("executorch-int8", build_executorch_int8, settings=executorch_int8_settings, needs=_EXECUTORCH,
+    _int8_row("executorch-int8", EXECUTORCH_RUNGS, settings=executorch_int8_settings, needs=_EXECUTORCH,
          describe=executorch_limits),
 )}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -16,13 +17,15 @@ MAX_BATCH = 65536
 
 @dataclass
 class Calibration:
-    """Training-split images, already normalized to float32 NCHW; ``val_*`` only for --max-drop."""
+    """Training-split images, already normalized to float32 NCHW; ``val_*``: the validation images the INT8
+    ladder measures its drop on (None when the data has no validation split)."""
 
     images: np.ndarray
     seed: int
     source: str
     val_images: np.ndarray | None = None
     val_labels: np.ndarray | None = None
+    draw: Callable[[int], np.ndarray] | None = None  # a larger seeded draw of the same split (a superset)
 
 
 @dataclass
@@ -35,9 +38,10 @@ class ExportJob:
     dynamic_batch: bool
     opset: int
     calibration: Calibration | None = None
-    max_drop: float | None = None  # accuracy points, OpenVINO INT8 only
+    max_drop: float | None = None  # accuracy points for every INT8 row (export.int8_ladder)
     built: dict[str, Path] = field(default_factory=dict)  # format name → model file, in build order
-    decisions: dict[str, dict] = field(default_factory=dict)  # format name → what its build measured and chose
+    ladders: dict[str, dict] = field(default_factory=dict)  # INT8 format name → its climb (export.int8_ladder)
+    log: Callable[[str], None] = print
 
     @property
     def example_batch(self) -> int:

@@ -27,6 +27,7 @@ import torch
 
 from edgecls.format_table import INT8, LITERT_BATCH
 
+from .int8_ladder import ptq_rung
 from .job import ExportJob
 from .metadata import with_precision, write_sidecar
 
@@ -53,7 +54,7 @@ def litert_int8_settings(job: ExportJob) -> dict:
             "calibration_images": len(job.calibration.images)}
 
 
-def build_litert_int8(job: ExportJob, path: Path) -> None:
+def quantize_litert(job: ExportJob, path: Path) -> None:
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import qtyping, quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -75,3 +76,6 @@ def build_litert_int8(job: ExportJob, path: Path) -> None:
         qt.quantize(calibration, enable_progress_report=False).export_model(str(path), overwrite=True)
     path.chmod(0o644)  # the quantizer writes through mmap with the executable bit set
     write_sidecar(path, with_precision(job.metadata, INT8))
+
+
+LITERT_RUNGS = (ptq_rung(quantize_litert),)

@@ -62,7 +62,7 @@ def build_manifest(formats: list[Format], job: ExportJob, source: dict, parity: 
 
 
 def _quantization(formats: list[Format], job: ExportJob) -> dict | None:
-    rows = {f.name: f.settings(job) for f in formats if f.settings}
+    rows = {f.name: {**f.settings(job), "ladder": job.ladders.get(f.name)} for f in formats if f.settings}
     if not rows:
         return None
     c = job.calibration

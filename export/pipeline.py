@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Callable
 
 from edgecls.errors import EdgeclsError, FormatUnsupported
+from edgecls.format_table import INT8
 from edgecls.golden_file import GOLDEN_IMAGES
 from edgecls.shipped import reference_checkpoint
 from edgecls.splits import SPLIT_FILE, write_split
 
-from .formats import FORMATS, Format, resolve_formats
+from .formats import Format, resolve_formats
 from .job import ExportJob
 from .onnx_export import DEFAULT_OPSET, MIN_OPSET, max_opset
 
@@ -36,7 +37,7 @@ class ExportOptions:
     golden_images: int = GOLDEN_IMAGES  # 0 writes no golden vectors (the bundle cannot be verified on a device)
     dynamic_batch: bool = True
     opset: int = DEFAULT_OPSET
-    max_drop: float | None = None  # accuracy points; OpenVINO INT8 with accuracy control
+    max_drop: float | None = None  # INT8 accuracy points (export.int8_ladder); None: its default, not enforced
     seed: int = 0
 
     def validate(self, skipped: dict[str, str] | None = None) -> list[Format]:
@@ -49,8 +50,8 @@ class ExportOptions:
             (self.golden_images >= 0, "--golden-images must be 0 (none) or more"),
             (MIN_OPSET <= self.opset <= max_opset(), f"--opset must be between {MIN_OPSET} and {max_opset()}"),
             (self.max_drop is None or self.max_drop > 0, "--max-drop must be positive (accuracy points)"),
-            (self.max_drop is None or FORMATS["openvino-int8"] in formats,
-             "--max-drop applies to OpenVINO INT8: add --int8 and include openvino in --format"),
+            (self.max_drop is None or any(f.precision == INT8 for f in formats),
+             "--max-drop bounds the INT8 files' accuracy drop: add --int8"),
         ]
         for ok, message in checks:
             if not ok:
@@ -109,7 +110,7 @@ def export_checkpoint(opts: ExportOptions, log: Callable[[str], None] = print) -
         calibration, check = _load_data(opts, spec, formats, timings, data_from_checkpoint, plan)
         job = ExportJob(model=model, spec=spec, metadata=model_metadata(spec, sha), workdir=workdir, stem=spec.model,
                         dynamic_batch=opts.dynamic_batch, opset=opts.opset, calibration=calibration,
-                        max_drop=opts.max_drop)
+                        max_drop=opts.max_drop, log=log)
         formats = _build_all(formats, job, timings, log, skip_unsupported=opts.formats.strip() == "all")
         parity = _parity(formats, job, check, timings)
         golden = _golden(formats, job, opts, timings, data_from_checkpoint, plan)
@@ -140,7 +141,7 @@ def _load_data(opts: ExportOptions, spec, formats: list[Format], timings: dict[s
 
     calibration = check = None
     with _data_hint(data_from_checkpoint):
-        if any(f.precision == "int8" for f in formats):
+        if any(f.precision == INT8 for f in formats):
             with _timed(timings, "calibration data"):
                 calib_plan = plan if (opts.calib_data or opts.data) == opts.data else replace(plan, record=None)
                 calibration = load_calibration(opts.calib_data or opts.data, spec, opts.calib_size, opts.seed,

@@ -63,10 +63,37 @@ def cifar_dir() -> Path:
     return CIFAR
 
 
+def session_root(tmp_path_factory) -> Path:
+    """The folder every worker of this test session shares: under pytest-xdist (the default run is
+    ``-n 2``) each worker has its own base temp folder inside it."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def built_once(tmp_path_factory, name: str, build) -> Path:
+    """``build(folder)`` run by the first worker that asks for ``name``; every other worker waits on the lock
+    and takes the same folder, so what a session trains or exports is trained or exported once."""
+    from filelock import FileLock
+
+    folder = session_root(tmp_path_factory) / "shared" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{folder}.lock"):
+        done = folder / ".built"
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> Path:
-    """One decoded-data cache per test session, never the user's."""
-    return tmp_path_factory.mktemp("edgecls-cache")
+    """One decoded-data cache per test session, shared by its workers (entries are published by rename),
+    never the user's."""
+    folder = session_root(tmp_path_factory) / "shared" / "edgecls-cache"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -103,7 +130,9 @@ def assert_one_line_error(result, *fragments: str) -> None:
 @pytest.fixture(scope="session")
 def trained_checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
     """A small ResNet-20 trained for real on a CIFAR-10 subset (shared by export and runtime tests)."""
-    return train_briefly(tmp_path_factory.mktemp("trained"), cifar_dir, cache_dir, "resnet20", epochs=2, warmup=0.5)
+    folder = built_once(tmp_path_factory, "trained",
+                        lambda f: train_briefly(f, cifar_dir, cache_dir, "resnet20", epochs=2, warmup=0.5))
+    return folder / "run" / "best.pt"
 
 
 def train_briefly(folder: Path, cifar_dir: Path, cache_dir: Path, model: str, epochs: int, warmup: float) -> Path:
@@ -121,13 +150,16 @@ def train_briefly(folder: Path, cifar_dir: Path, cache_dir: Path, model: str, ep
 def export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Path:
     """TorchScript, ONNX and OpenVINO, FP32 and INT8, exported through the real CLI (the edge formats:
     ``edge_export_dir``)."""
-    out = tmp_path_factory.mktemp("export") / "resnet20"
-    result = run_cli("export", str(trained_checkpoint), "--format", "torchscript,onnx,openvino", "--int8",
-                     "--out", str(out),
+    return built_once(tmp_path_factory, "export", lambda f: export_briefly(
+        trained_checkpoint, f / "resnet20", cifar_dir, cache_dir, "torchscript,onnx,openvino")) / "resnet20"
+
+
+def export_briefly(checkpoint: Path, out: Path, cifar_dir: Path, cache_dir: Path, formats: str) -> None:
+    """``formats`` with their INT8 files, exported through the real CLI with small check settings."""
+    result = run_cli("export", str(checkpoint), "--format", formats, "--int8", "--out", str(out),
                      "--calib-data", str(cifar_dir), "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
                      "--calib-size", "64", "--check-images", "200")
     assert result.returncode == 0, result.stdout + result.stderr
-    return out
 
 
 EDGE_FORMATS = "onnx-fp16,openvino-fp16,litert,ncnn,executorch"  # with --int8: litert-int8, executorch-int8
@@ -136,12 +168,8 @@ EDGE_FORMATS = "onnx-fp16,openvino-fp16,litert,ncnn,executorch"  # with --int8: 
 @pytest.fixture(scope="session")
 def edge_export_dir(tmp_path_factory, trained_checkpoint, cifar_dir, cache_dir) -> Path:
     """The FP16 and edge-runtime formats (issue 25) of the same checkpoint, one export for the whole run."""
-    out = tmp_path_factory.mktemp("export-edge") / "resnet20"
-    result = run_cli("export", str(trained_checkpoint), "--format", EDGE_FORMATS, "--int8", "--out", str(out),
-                     "--calib-data", str(cifar_dir), "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-                     "--calib-size", "64", "--check-images", "200")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return out
+    return built_once(tmp_path_factory, "export-edge", lambda f: export_briefly(
+        trained_checkpoint, f / "resnet20", cifar_dir, cache_dir, EDGE_FORMATS)) / "resnet20"
 
 
 def wait_until_ready(proc: subprocess.Popen, base_url: str, limit_s: float = 120) -> None:

