@@ -25,7 +25,8 @@ from edgecls.format_table import FORMATS as BUNDLE_FORMATS
 from edgecls.format_table import INT8, FormatInfo
 from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, open_engine
 
-from .executorch_export import EXECUTORCH_RUNGS, build_executorch, executorch_int8_settings, executorch_limits
+from .executorch_export import build_executorch, executorch_limits
+from .executorch_int8 import EXECUTORCH_RUNGS, executorch_int8_settings
 from .fp16 import build_onnx_fp16, build_openvino_fp16
 from .job import ExportJob
 from .int8_ladder import climb

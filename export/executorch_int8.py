@@ -1,0 +1,106 @@
+"""ExecuTorch INT8: PT2E static quantization with ExecuTorch's ``XNNPACKQuantizer`` (symmetric, per-channel
+int8 weights, int8 activations), calibrated on the same seeded training images as the other INT8 rows, then
+lowered to XNNPACK like the FP32 file (export.executorch_export); input and logits stay float32.
+
+Its INT8 ladder (export.int8_ladder): ``ptq``, then ``float-layers``: the quantizer's filter leaves the
+convolutions and linear layers most sensitive to quantization in float. A layer's sensitivity is the RMS
+logit error, against the float model on SENSITIVITY_IMAGES calibration images, of the model with that layer
+alone quantized, run as PT2E's reference (quantize/dequantize) graph in PyTorch; the rung offers the top 1,
+2, 4, ... layers in float, up to half of them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecls.format_table import INT8
+from edgecls.progress import track
+
+from .executorch_export import lower, quiet
+from .int8_ladder import FLOAT_LAYERS, PTQ, Candidate, Ladder
+from .job import ExportJob
+from .metadata import with_precision, write_sidecar
+
+CALIBRATION_BATCH = 8
+SENSITIVITY_IMAGES = 64
+
+
+def executorch_int8_settings(job: ExportJob) -> dict:
+    return {"quantizer": "XNNPACKQuantizer", "config": "symmetric, per-channel weights", "flow": "PT2E",
+            "calibration_images": len(job.calibration.images)}
+
+
+def ptq(job: ExportJob, ladder: Ladder | None) -> Iterator[Candidate]:
+    yield Candidate(PTQ, {}, lambda path: quantize_executorch(job, path))
+
+
+def float_layers(job: ExportJob, ladder: Ladder) -> Iterator[Candidate]:
+    ranking = _sensitivity(job)
+    count = 1
+    while count <= max(1, len(ranking) // 2):
+        names = [name for name, _ in ranking[:count]]
+        settings = {"float_nodes": names, "sensitivity_rms_logit_error": {n: round(e, 5) for n, e in ranking[:count]}}
+        yield Candidate(FLOAT_LAYERS, settings, lambda path, names=names: quantize_executorch(
+            job, path, lambda node: not any(_inside(name)(node) for name in names)))
+        count *= 2
+
+
+def quantize_executorch(job: ExportJob, path: Path, keep: Callable | None = None) -> None:
+    """``keep``: the quantizer's node filter (None: every node it can quantize)."""
+    example = (job.example_input(),)
+    with quiet():
+        converted = _quantized(job, keep, job.calibration.images)
+        program = torch.export.export(converted, example, dynamic_shapes=job.dynamic_shapes())
+        lower(program, path)
+    write_sidecar(path, with_precision(job.metadata, INT8))
+
+
+def _quantized(job: ExportJob, keep: Callable | None, images: np.ndarray) -> nn.Module:
+    """PT2E's converted (reference quantize/dequantize) graph of the model, calibrated on ``images``."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
+                                                                          get_symmetric_quantization_config)
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    captured = torch.export.export(job.model, (job.example_input(),), dynamic_shapes=job.dynamic_shapes()).module()
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    if keep is not None:
+        quantizer.set_filter_function(keep)
+    prepared = prepare_pt2e(captured, quantizer)
+    x = torch.from_numpy(images)
+    step = CALIBRATION_BATCH if job.dynamic_batch else 1
+    with torch.no_grad():
+        for start in range(0, len(x), step):
+            prepared(x[start:start + step])
+    return convert_pt2e(prepared)
+
+
+def _sensitivity(job: ExportJob) -> list[tuple[str, float]]:
+    """Each convolution's and linear layer's RMS logit error with it alone quantized, largest first."""
+    images = job.calibration.images[:SENSITIVITY_IMAGES]
+    x = torch.from_numpy(images)
+    with torch.no_grad():
+        reference = job.model(x).double()
+    names = [n for n, m in job.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    errors = []
+    with quiet():
+        for name in track(names, len(names), "executorch-int8 layer sensitivity"):
+            probe = _quantized(job, _inside(name), images)
+            step = CALIBRATION_BATCH if job.dynamic_batch else 1
+            with torch.no_grad():
+                logits = torch.cat([probe(x[i:i + step]) for i in range(0, len(x), step)]).double()
+            errors.append((name, float(((logits - reference) ** 2).mean().sqrt())))
+    return sorted(errors, key=lambda item: -item[1])
+
+
+def _inside(module_name: str) -> Callable:
+    from torchao.quantization.pt2e.quantizer.utils import get_module_name_filter
+
+    return get_module_name_filter(module_name)
+
+
+EXECUTORCH_RUNGS = (ptq, float_layers)
