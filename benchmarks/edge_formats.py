@@ -34,23 +34,27 @@ TARGET_FP16, TARGET_INT8, TARGET_INT8_POINTS = 0.999, 0.99, 0.5
 
 
 def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throughput_runs: int) -> list[dict]:
+    return measure_checkpoint(name, reference_checkpoint(name), data, workdir, latency_runs, throughput_runs)
+
+
+def measure_checkpoint(name: str, checkpoint: Path, data: str, workdir: Path, latency_runs: int,
+                       throughput_runs: int, images: int = TEST_IMAGES, extra_checks: bool = True) -> list[dict]:
+    """Every file of ``checkpoint``'s ``--format all --int8`` export, in every engine that runs it, on the first
+    ``images`` test images; ``extra_checks``: the default-precision rows too."""
     from edgecls.export.data import load_check_set
     from edgecls.export.parity import reference_logits
-    from edgecls.export.pipeline import ExportOptions, export_checkpoint
+    from edgecls.export.pipeline import ExportOptions, export_checkpoint, load_export_source
     from edgecls.format_table import FORMATS, TORCH
     from edgecls.runtime.engines import DEFAULT_PRECISION, PINNED, engine_available
-
-    out = workdir / name
-    result = export_checkpoint(ExportOptions(checkpoint=reference_checkpoint(name), formats="all", int8=True, out=out,
-                                             data=data, check_images=0), log=print)
-    manifest = result.manifest
     from edgecls.spec import ModelSpec
 
+    out = workdir / name
+    result = export_checkpoint(ExportOptions(checkpoint=checkpoint, formats="all", int8=True, out=out, data=data,
+                                             check_images=0), log=print)
+    manifest = result.manifest
     spec = ModelSpec.from_dict(manifest["spec"])
-    check = load_check_set(data, spec, TEST_IMAGES, 0, None, None)
-    from edgecls.export.pipeline import load_export_source
-
-    _, model, _ = load_export_source(reference_checkpoint(name))
+    check = load_check_set(data, spec, images, 0, None, None)
+    _, model, _ = load_export_source(checkpoint)
     ref = reference_logits(model, check.images)
     rows = []
     for entry in manifest["files"]:
@@ -59,9 +63,8 @@ def measure_model(name: str, data: str, workdir: Path, latency_runs: int, throug
         for engine in info.engines:
             if engine == TORCH or not engine_available(engine):
                 continue
-            precisions = [PINNED] + ([DEFAULT_PRECISION] if engine in ("openvino", "ncnn") and info.precision != "int8"
-                                     else [])
-            for precision in precisions:
+            extra = extra_checks and engine in ("openvino", "ncnn") and info.precision != "int8"
+            for precision in [PINNED] + ([DEFAULT_PRECISION] if extra else []):
                 rows.append(measure_row(name, entry, engine, precision, out, size, check, ref, latency_runs,
                                         throughput_runs))
     return rows

@@ -135,11 +135,12 @@ def trained_checkpoint(tmp_path_factory, cifar_dir, cache_dir) -> Path:
     return folder / "run" / "best.pt"
 
 
-def train_briefly(folder: Path, cifar_dir: Path, cache_dir: Path, model: str, epochs: int, warmup: float) -> Path:
-    """``model`` trained through the real CLI on a seeded 2,048 training images (500 to test): its best.pt."""
+def train_briefly(folder: Path, cifar_dir: Path, cache_dir: Path, model: str, epochs: int, warmup: float,
+                  limit_train: int = 2048) -> Path:
+    """``model`` trained through the real CLI on ``limit_train`` seeded training images (500 to test): its best.pt."""
     out = folder / "run"
     result = run_cli("train", "--model", model, "--data", str(cifar_dir), "--cache-dir", str(cache_dir),
-                     "--epochs", str(epochs), "--limit-train", "2048",
+                     "--epochs", str(epochs), "--limit-train", str(limit_train),
                      "--limit-val", "500", "--limit-test", "500", "--batch-size", "64",
                      "--seed", "1", "--warmup-epochs", str(warmup), "--out", str(out))
     assert result.returncode == 0, result.stderr

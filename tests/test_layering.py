@@ -20,7 +20,7 @@ from .conftest import REPO
 # pyproject.toml's package-dir, folder → import name
 PACKAGES = {"edgecls": "edgecls", "trainer": "edgecls.trainer", "export": "edgecls.export",
             "runtime": "edgecls.runtime"}
-TORCH = ("torch", "torchvision")
+TORCH = ("torch", "torchvision", "timm")  # timm: the train extra's mobile networks (issue 35), torch underneath
 TRAINER, EXPORT, RUNTIME, SERVE, CLI = ("edgecls.trainer", "edgecls.export", "edgecls.runtime", "edgecls.serve",
                                         "edgecls.cli")
 BUNDLE_MODULE = REPO / "edgecls" / "bundle.py"

@@ -23,7 +23,8 @@ def models_command(
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    typer.echo(f"{'model':<10} {'params':>9} {'MFLOPs':>8}  description")
+    width = max(len(r["name"]) for r in rows)
+    typer.echo(f"{'model':<{width}} {'params':>9} {'MFLOPs':>8}  description")
     for r in rows:
-        typer.echo(f"{r['name']:<10} {r['params'] / 1e6:8.2f}M {r['flops'] / 1e6:8.1f}  {r['description']}")
+        typer.echo(f"{r['name']:<{width}} {r['params'] / 1e6:8.2f}M {r['flops'] / 1e6:8.1f}  {r['description']}")
     typer.echo("FLOPs count a multiply-add as 2, for one image at the model's input size (32×32).")
