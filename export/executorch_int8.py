@@ -5,12 +5,14 @@ lowered to XNNPACK like the FP32 file (export.executorch_export); input and logi
 Its INT8 ladder (export.int8_ladder): ``ptq``, then ``float-layers``: the quantizer's filter leaves the
 convolutions and linear layers most sensitive to quantization in float. A layer's sensitivity is the RMS
 logit error, against the float model on SENSITIVITY_IMAGES calibration images, of the model with that layer
-alone quantized, run as PT2E's reference (quantize/dequantize) graph in PyTorch; the rung offers the top 1,
+alone quantized (with everything that is no layer: additions, pooling), run as PT2E's reference
+(quantize/dequantize) graph in PyTorch; the rung offers the top 1,
 2, 4, ... layers in float, up to half of them.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,6 +30,7 @@ from .metadata import with_precision, write_sidecar
 
 CALIBRATION_BATCH = 8
 SENSITIVITY_IMAGES = 64
+LAYER_OPS = ("aten.conv", "aten.linear")  # the nodes a layer's sensitivity is measured for
 
 
 def executorch_int8_settings(job: ExportJob) -> dict:
@@ -60,13 +63,19 @@ def quantize_executorch(job: ExportJob, path: Path, keep: Callable | None = None
     write_sidecar(path, with_precision(job.metadata, INT8))
 
 
-def _quantized(job: ExportJob, keep: Callable | None, images: np.ndarray) -> nn.Module:
-    """PT2E's converted (reference quantize/dequantize) graph of the model, calibrated on ``images``."""
+def _capture(job: ExportJob) -> nn.Module:
+    return torch.export.export(job.model, (job.example_input(),), dynamic_shapes=job.dynamic_shapes()).module()
+
+
+def _quantized(job: ExportJob, keep: Callable | None, images: np.ndarray, captured: nn.Module | None = None
+               ) -> nn.Module:
+    """PT2E's converted (reference quantize/dequantize) graph of the model, calibrated on ``images``;
+    ``captured``: the model's torch.export graph to start from (copied, as PT2E changes it in place)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                           get_symmetric_quantization_config)
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    captured = torch.export.export(job.model, (job.example_input(),), dynamic_shapes=job.dynamic_shapes()).module()
+    captured = copy.deepcopy(captured) if captured is not None else _capture(job)
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     if keep is not None:
         quantizer.set_filter_function(keep)
@@ -88,13 +97,22 @@ def _sensitivity(job: ExportJob) -> list[tuple[str, float]]:
     names = [n for n, m in job.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     errors = []
     with quiet():
+        captured = _capture(job)
         for name in track(names, len(names), "executorch-int8 layer sensitivity"):
-            probe = _quantized(job, _inside(name), images)
+            probe = _quantized(job, _alone(name), images, captured)
             step = CALIBRATION_BATCH if job.dynamic_batch else 1
             with torch.no_grad():
                 logits = torch.cat([probe(x[i:i + step]) for i in range(0, len(x), step)]).double()
             errors.append((name, float(((logits - reference) ** 2).mean().sqrt())))
     return sorted(errors, key=lambda item: -item[1])
+
+
+def _alone(module_name: str) -> Callable:
+    """The probe's filter: the layer ``module_name`` and every node that is no convolution or linear layer.
+    A pattern is quantized only when all its nodes pass, and conv + BatchNorm is one pattern whose BatchNorm
+    node lives in another module, so admitting only the layer's own nodes would quantize nothing."""
+    inside = _inside(module_name)
+    return lambda node: inside(node) or not str(node.target).startswith(LAYER_OPS)
 
 
 def _inside(module_name: str) -> Callable:
