@@ -6,8 +6,8 @@ Its INT8 ladder (export.int8_ladder): ``ptq``, then ``float-layers``: the quanti
 convolutions and linear layers most sensitive to quantization in float. A layer's sensitivity is the RMS
 logit error, against the float model on SENSITIVITY_IMAGES calibration images, of the model with that layer
 alone quantized (with everything that is no layer: additions, pooling), run as PT2E's reference
-(quantize/dequantize) graph in PyTorch; the rung offers the top 1,
-2, 4, ... layers in float, up to half of them.
+(quantize/dequantize) graph in PyTorch; the rung offers the top 1, 2, 4, ... layers in float, up to half of
+them.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def float_layers(job: ExportJob, ladder: Ladder) -> Iterator[Candidate]:
     while count <= max(1, len(ranking) // 2):
         names = [name for name, _ in ranking[:count]]
         settings = {"float_nodes": names, "sensitivity_rms_logit_error": {n: round(e, 5) for n, e in ranking[:count]}}
-        yield Candidate(FLOAT_LAYERS, settings, lambda path, names=names: quantize_executorch(
-            job, path, lambda node: not any(_inside(name)(node) for name in names)))
+        inside = [_inside(name) for name in names]
+        yield Candidate(FLOAT_LAYERS, settings, lambda path, inside=inside: quantize_executorch(
+            job, path, lambda node: not any(f(node) for f in inside)))
         count *= 2
 
 

@@ -29,14 +29,8 @@ from edgecls.format_table import FORMATS as BUNDLE_FORMATS
 
 from .job import ExportJob
 
-# Rung names, cheapest first: the manifest and the docs use these words.
+# Rung names, cheapest first: the manifest and the docs (docs/formats.md, "The INT8 ladder") use these words.
 PTQ, CALIBRATION, FLOAT_LAYERS, ACCURACY_CONTROL = "ptq", "calibration", "float-layers", "accuracy-control"
-RUNG_MEANING = {
-    PTQ: "post-training quantization with the row's default settings",
-    CALIBRATION: "the same settings calibrated on more training images",
-    FLOAT_LAYERS: "the layers most sensitive to quantization, measured one at a time, kept in float",
-    ACCURACY_CONTROL: "NNCF's accuracy-controlled quantization reverts layers to float until the drop holds",
-}
 DEFAULT_MAX_DROP = 1.0  # accuracy points on the validation split: issue 35's bound for INT8 against FP32
 
 
