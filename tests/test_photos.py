@@ -57,7 +57,6 @@ def test_training_and_the_runtime_see_the_same_pixels(photos, tmp_path):
 def test_photos_get_photo_settings_and_thumbnails_keep_theirs(photos, cifar_dir):
     profile = profile_data(str(photos))
     assert profile.kind == "photo" and profile.median_shorter_side >= PHOTO_MIN_SIDE
-    assert profile.layout == "drawn" and profile.train_images == PER_CLASS * len(PHOTO_CLASSES)
     cfg = recipe_config("airbench", profile, data=str(photos))
     assert (cfg.img_size, cfg.batch_size, cfg.augment.crop) == (PHOTO_IMG_SIZE, PHOTO_BATCH, "resized")
     thumbnails = recipe_config("airbench", profile_data(str(cifar_dir)), data=str(cifar_dir))

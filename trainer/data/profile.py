@@ -13,7 +13,6 @@ import numpy as np
 
 from edgecls.imagefolder import class_files, class_folders
 
-CIFAR10_TRAIN_IMAGES = 50_000
 # Images whose median shorter side is at least this many pixels are photos: random-resized crops and a
 # larger input suit them. CIFAR's 32-pixel thumbnails (and anything up to 63 px) keep pad-and-crop.
 PHOTO_MIN_SIDE = 64
@@ -24,25 +23,20 @@ HEADERS_READ = 200  # a seeded sample: the median of 200 shorter sides is stable
 class DataProfile:
     kind: str  # "photo" or "thumbnail"
     median_shorter_side: int
-    train_images: int  # image files the training split draws from (before any held-out share)
-    layout: str  # edgecls.splits.LAYOUTS
 
 
 def profile_data(data: str, seed: int = 0) -> DataProfile:
     if data == "cifar10":
-        return DataProfile("thumbnail", 32, CIFAR10_TRAIN_IMAGES, "val-held-out")
+        return DataProfile("thumbnail", 32)
     root = Path(data).expanduser()
-    if (root / "train").is_dir():
-        folder, layout = root / "train", "given" if (root / "val").is_dir() else "val-held-out"
-    else:
-        folder, layout = root, "drawn"
+    folder = root / "train" if (root / "train").is_dir() else root
     if not folder.is_dir():
-        return DataProfile("thumbnail", 0, 0, layout)  # load_data gives the clear error
+        return DataProfile("thumbnail", 0)  # load_data gives the clear error
     files = [f for d in class_folders(folder) for f in class_files(d)[0]]
     pick = np.random.default_rng(seed).permutation(len(files))[:HEADERS_READ]
     sides = [side for side in (_shorter_side(files[i]) for i in pick) if side]
     median = int(np.median(sides)) if sides else 0
-    return DataProfile("photo" if median >= PHOTO_MIN_SIDE else "thumbnail", median, len(files), layout)
+    return DataProfile("photo" if median >= PHOTO_MIN_SIDE else "thumbnail", median)
 
 
 def _shorter_side(path: Path) -> int:
