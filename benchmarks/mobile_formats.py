@@ -1,4 +1,4 @@
-"""Naive post-training INT8 of the mobile networks in every format and engine (issue 35, stage 1).
+"""The mobile networks' INT8 files in every format and engine, as the default export builds them (issue 35).
 
     python benchmarks/mobile_formats.py mobilenetv2=RUN/best.pt mobilenetv3small=RUN2/best.pt ...
                                         [--images 10000] [--training "1 epoch on 2,048 images"]
@@ -6,9 +6,11 @@
                                         [--out benchmarks/results/mobile-formats-cpu-<class>-<date>.md]
 
 Depthwise convolutions are where naive INT8 is known to break (per-channel ranges that differ by orders of
-magnitude, hardswish and squeeze-excite activations), so before any escalation ladder this measures what the
-default export does: each checkpoint goes through `--format all --int8` (the default 300 seeded calibration
-images) and every file runs in every engine that can run it, against PyTorch eager FP32 on the same tensors
+magnitude, hardswish and squeeze-excite activations), so this measures what the default export ships: each
+checkpoint goes through `--format all --int8` (the default 300 seeded calibration images; each INT8 file climbs
+export/int8_ladder.py's steps past plain PTQ only when PTQ misses the 1.0-point target, and
+`benchmarks/int8_ladder.py EXPORT` prints which step each needed) and every file runs in every engine that
+can run it, against PyTorch eager FP32 on the same tensors
 (`edge_formats.measure_checkpoint`). Per row: accuracy, top-1 agreement with PyTorch, the INT8 file's accuracy
 change against its own FP32 file in the same engine, and the issue's verdict (edge_formats' target: FP32 under
 the bundle's rule, INT8 >= 99% agreement and within 0.5 points). Formats a converter cannot express are listed
