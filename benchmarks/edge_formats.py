@@ -99,8 +99,9 @@ def measure_row(model: str, entry: dict, engine: str, precision: str, folder: Pa
     else:
         target = ("met" if agreement.rate >= TARGET_INT8 and abs(accuracy - ref_accuracy) * 100 <= TARGET_INT8_POINTS
                   else "MISSED")
-    return {"model": model, "format": entry["format"], "engine": engine, "precision": info.precision,
-            "math": opened.precision, "size": size, "load_ms": 1000 * load_s, "p50_ms": timing["latency_ms_p50"],
+    return {"model": model, "format": entry["format"], "path": entry["path"], "engine": engine,
+            "precision": info.precision, "math": opened.precision, "size": size, "load_ms": 1000 * load_s,
+            "p50_ms": timing["latency_ms_p50"],
             "ips": timing["throughput_ips"], "agreement": agreement.rate, "near_ties": len(agreement.near_ties),
             "rel": rel, "accuracy": accuracy, "delta": (accuracy - ref_accuracy) * 100, "ref_accuracy": ref_accuracy,
             "target": target, "threads": opened.threads}

@@ -71,7 +71,6 @@ def train_command(
     global batch, split evenly across the processes).
     """
     require_extra("train", "train")
-    from edgecls.trainer import train
     from edgecls.trainer.data.profile import profile_data
 
     profile = profile_data(data, seed) if resume is None else None
@@ -87,6 +86,8 @@ def train_command(
         init=init, freeze=freeze, head=head, img_size=img_size, feature_cache=feature_cache, cache_views=cache_views,
         sync_bn=sync_bn,
     ).validate()
+    from edgecls.trainer import train  # torch: after the options are checked, so a bad one costs no import
+
     metrics = train(cfg, resume=resume, log=print)  # plain print: rich keeps it above the progress bar
     if metrics:  # empty on torchrun ranks other than 0
         typer.echo(f"best.pt: epoch {metrics['best_epoch']} (selected on validation, {metrics['val_acc']:.2%}); "

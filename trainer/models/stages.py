@@ -6,17 +6,25 @@ model, so training a stage trains the model.
 
 from __future__ import annotations
 
+import sys
+
 from torch import nn
-from torchvision.models import ResNet
 
 from edgecls.errors import EdgeclsError
 
 from .cifar_resnet import CifarResNet
 
 
+def is_torchvision_resnet(model: nn.Module) -> bool:
+    """Asked without importing torchvision (tv_resnet.py says why): a torchvision ResNet exists only once
+    torchvision.models has been imported."""
+    tv = sys.modules.get("torchvision.models")
+    return tv is not None and isinstance(model, tv.ResNet)
+
+
 def split_stages(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``[("stem", …), ("layer1", …), …, ("head", pool + flatten + fc)]``."""
-    if isinstance(model, ResNet):
+    if is_torchvision_resnet(model):
         stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
         layers = ["layer1", "layer2", "layer3", "layer4"]
     elif isinstance(model, CifarResNet):
