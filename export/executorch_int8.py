@@ -24,12 +24,11 @@ from edgecls.format_table import INT8
 from edgecls.progress import track
 
 from .executorch_export import lower, quiet
-from .int8_ladder import FLOAT_LAYERS, PTQ, Candidate, Ladder
+from .int8_ladder import PTQ, SENSITIVITY_IMAGES, Candidate, Ladder, float_layer_candidates, rms_logit_error
 from .job import ExportJob
 from .metadata import with_precision, write_sidecar
 
 CALIBRATION_BATCH = 8
-SENSITIVITY_IMAGES = 64
 LAYER_OPS = ("aten.conv", "aten.linear")  # the nodes a layer's sensitivity is measured for
 
 
@@ -43,15 +42,12 @@ def ptq(job: ExportJob, ladder: Ladder | None) -> Iterator[Candidate]:
 
 
 def float_layers(job: ExportJob, ladder: Ladder) -> Iterator[Candidate]:
-    ranking = _sensitivity(job)
-    count = 1
-    while count <= max(1, len(ranking) // 2):
-        names = [name for name, _ in ranking[:count]]
-        settings = {"float_nodes": names, "sensitivity_rms_logit_error": {n: round(e, 5) for n, e in ranking[:count]}}
-        inside = [_inside(name) for name in names]
-        yield Candidate(FLOAT_LAYERS, settings, lambda path, inside=inside: quantize_executorch(
-            job, path, lambda node: not any(f(node) for f in inside)))
-        count *= 2
+    yield from float_layer_candidates(_sensitivity(job), {}, lambda names: _with_float(job, names))
+
+
+def _with_float(job: ExportJob, names: list[str]) -> Callable[[Path], None]:
+    inside = [_inside(name) for name in names]
+    return lambda path: quantize_executorch(job, path, lambda node: not any(f(node) for f in inside))
 
 
 def quantize_executorch(job: ExportJob, path: Path, keep: Callable | None = None) -> None:
@@ -94,7 +90,7 @@ def _sensitivity(job: ExportJob) -> list[tuple[str, float]]:
     images = job.calibration.images[:SENSITIVITY_IMAGES]
     x = torch.from_numpy(images)
     with torch.no_grad():
-        reference = job.model(x).double()
+        reference = job.model(x).numpy()
     names = [n for n, m in job.model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     errors = []
     with quiet():
@@ -103,8 +99,8 @@ def _sensitivity(job: ExportJob) -> list[tuple[str, float]]:
             probe = _quantized(job, _alone(name), images, captured)
             step = CALIBRATION_BATCH if job.dynamic_batch else 1
             with torch.no_grad():
-                logits = torch.cat([probe(x[i:i + step]) for i in range(0, len(x), step)]).double()
-            errors.append((name, float(((logits - reference) ** 2).mean().sqrt())))
+                logits = torch.cat([probe(x[i:i + step]) for i in range(0, len(x), step)])
+            errors.append((name, rms_logit_error(logits.numpy(), reference)))
     return sorted(errors, key=lambda item: -item[1])
 
 

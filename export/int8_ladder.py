@@ -32,6 +32,7 @@ from .job import ExportJob
 # Rung names, cheapest first: the manifest and the docs (docs/formats.md, "The INT8 ladder") use these words.
 PTQ, CALIBRATION, FLOAT_LAYERS, ACCURACY_CONTROL = "ptq", "calibration", "float-layers", "accuracy-control"
 DEFAULT_MAX_DROP = 1.0  # accuracy points on the validation split: issue 35's bound for INT8 against FP32
+SENSITIVITY_IMAGES = 64  # calibration images each one-layer probe of a float-layers rung is scored on
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,25 @@ class Ladder:
     fp32_accuracy: float
 
 
-def ptq_rung(build: Callable[[ExportJob, Path], None]) -> Rung:
-    """A quantizer with one setting so far: its post-training file is the only rung."""
-    return lambda job, ladder: iter((Candidate(PTQ, {}, lambda path: build(job, path)),))
+def float_layer_candidates(ranking: list[tuple[str, float]], settings: dict,
+                           build: Callable[[list[str]], Callable[[Path], None]]) -> Iterator[Candidate]:
+    """The float-layers rung of every quantizer: the most sensitive layers in float, 1, 2, 4, ... of them, up to
+    half the ranked ones. ``ranking``: (layer, RMS logit error with it alone quantized), largest first;
+    ``build(layers)``: what writes the file with ``layers`` in float."""
+    count = 1
+    while count <= max(1, len(ranking) // 2):
+        top = ranking[:count]
+        names = [name for name, _ in top]
+        yield Candidate(FLOAT_LAYERS, {**settings, "float_nodes": names,
+                                       "sensitivity_rms_logit_error": {n: round(e, 5) for n, e in top}},
+                        build(names))
+        count *= 2
+
+
+def rms_logit_error(logits: np.ndarray, reference: np.ndarray) -> float:
+    """How far a probe's logits are from its float file's: a continuous measure that separates candidates on a
+    few dozen images, where top-1 agreement moves by one or two."""
+    return float(np.sqrt(np.mean((logits.astype(np.float64) - reference.astype(np.float64)) ** 2)))
 
 
 def validation_scorer(job: ExportJob, engine_runner: Callable[[Path], Callable]) -> Callable[[Path], float] | None:

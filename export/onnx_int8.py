@@ -38,7 +38,8 @@ import numpy as np
 
 from edgecls.progress import track
 
-from .int8_ladder import CALIBRATION, FLOAT_LAYERS, PTQ, Candidate, Ladder
+from .int8_ladder import (CALIBRATION, PTQ, SENSITIVITY_IMAGES, Candidate, Ladder, float_layer_candidates,
+                          rms_logit_error)
 from .job import ExportJob
 from .metadata import stamp_onnx_file, with_precision
 from .onnx_export import INPUT_NAME
@@ -53,7 +54,6 @@ ONNX_PERCENTILE = 99.999  # activation ranges: onnxruntime's default percentile
 ONNX_INT8_WHY = ("portable to every CPU class: 7-bit weights cannot saturate onnxruntime's int16 pair sums on CPUs "
                  "without VNNI; the first convolution stays FP32 where that pays (fp32_layers)")
 CALIBRATION_GROWTH = 4  # the calibration rung's images: this many times --calib-size, a superset of them
-SENSITIVITY_IMAGES = 64  # calibration images each one-layer probe is scored on
 QUANTIZABLE = ("Conv", "Gemm", "MatMul")
 RANGES = "ranges.json"  # onnxruntime's calibration cache, in a rung's scratch folder
 
@@ -104,18 +104,12 @@ def _first_conv_choice(job: ExportJob, images: np.ndarray, rung: str) -> Iterato
 
 
 def float_layers(job: ExportJob, ladder: Ladder) -> Iterator[Candidate]:
-    """The most sensitive layers in float, 1, 2, 4, ... of them, up to half the quantizable layers."""
     images = job.calibration.images
     with _prepared(job) as (prepared, scratch):
-        ranking = _sensitivity(job, prepared, scratch, images)
-        count = 1
-        while count <= max(1, len(ranking) // 2):
-            nodes = [name for name, _ in ranking[:count]]
-            settings = {"calibration_images": len(images), "float_nodes": nodes,
-                        "sensitivity_rms_logit_error": {name: round(e, 5) for name, e in ranking[:count]}}
-            yield Candidate(FLOAT_LAYERS, settings, lambda path, nodes=nodes: _finish(
+        yield from float_layer_candidates(
+            _sensitivity(job, prepared, scratch, images), {"calibration_images": len(images)},
+            lambda nodes: lambda path: _finish(
                 job, _quantize_onnx(job, prepared, path, images, exclude=nodes, ranges=scratch / RANGES), path))
-            count *= 2
 
 
 def _sensitivity(job: ExportJob, prepared: Path, scratch: Path, images: np.ndarray) -> list[tuple[str, float]]:
@@ -158,13 +152,10 @@ def _quantize_onnx(job: ExportJob, prepared: Path, out: Path, images: np.ndarray
 
 
 def _rms_logit_errors(job: ExportJob, candidates: dict[tuple, Path], x: np.ndarray) -> dict[tuple, float]:
-    """Root-mean-square logit error of each candidate against the FP32 file: a continuous measure that
-    separates candidates on a few hundred images, where top-1 agreement moves by two."""
     from edgecls.runtime.engines import open_engine
 
-    reference = open_engine("onnxruntime", job.built["onnx"]).run(x).astype(np.float64)
-    return {key: float(np.sqrt(np.mean((open_engine("onnxruntime", p).run(x) - reference) ** 2)))
-            for key, p in candidates.items()}
+    reference = open_engine("onnxruntime", job.built["onnx"]).run(x)
+    return {key: rms_logit_error(open_engine("onnxruntime", p).run(x), reference) for key, p in candidates.items()}
 
 
 def _first_conv(model: Path) -> list[str]:

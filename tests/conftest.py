@@ -14,6 +14,11 @@ from pathlib import Path
 
 import pytest
 
+# Two xdist workers share the cores and each runs engines with a thread per core: OpenMP threads that spin while
+# waiting for work burn the other worker's core. Set before anything imports torch; subprocesses inherit it
+# (what it saves: benchmarks/results/test-time-2026-12-08.md).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 REPO = Path(__file__).resolve().parents[1]
 CIFAR = (REPO.parent / "shared" / "datasets" / "cifar10").resolve()
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

@@ -1,6 +1,6 @@
 """The INT8 ladder (issue 35): the climb's rules on rungs whose files score what the test says, then real
 exports of a model built so that plain post-training quantization fails and a later rung must hold, in
-onnxruntime, OpenVINO and ExecuTorch (LiteRT has only the first step)."""
+onnxruntime, OpenVINO, ExecuTorch and LiteRT."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def outlier_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def outlier_export(outlier_checkpoint, cifar_dir, cache_dir) -> Path:
     out = outlier_checkpoint.parent / "export"
-    result = run_cli("export", str(outlier_checkpoint), "--format", "onnx,openvino,executorch", "--int8",
+    result = run_cli("export", str(outlier_checkpoint), "--format", "onnx,openvino,executorch,litert", "--int8",
                      "--out", str(out),
                      "--data", str(cifar_dir), "--cache-dir", str(cache_dir), "--calib-size", "100",
                      "--check-images", "100", "--golden-images", "32")
@@ -145,6 +145,16 @@ def test_executorch_int8_climbs_to_the_layers_around_the_scaled_tensor_in_float(
     ranking = list(ladder["attempts"][1]["settings"]["sensitivity_rms_logit_error"])
     assert ranking == ["layer1.0.conv2"]  # the layer whose input was scaled ranks first
     assert {"layer1.0.conv1", "layer1.0.conv2"} <= set(ladder["attempts"][-1]["settings"]["float_nodes"])
+
+
+def test_litert_int8_climbs_to_the_scaled_layer_in_float(outlier_export):
+    """The probes find the layer by its ops' tensor names (export.litert_export.layer_scope): had the name
+    matched no op, its probe would equal the float file and rank last."""
+    ladder = climbed(outlier_export, "litert-int8")
+    rungs = [a["rung"] for a in ladder["attempts"]]
+    assert rungs[0] == PTQ and set(rungs[1:]) == {FLOAT_LAYERS} and ladder["met"], ladder["attempts"]
+    assert ladder["attempts"][0]["drop_points"] > 10 and ladder["kept"] == FLOAT_LAYERS
+    assert list(ladder["attempts"][1]["settings"]["sensitivity_rms_logit_error"]) == ["layer1.0.conv2"]
 
 
 def test_openvino_int8_climbs_to_accuracy_control(outlier_export):
