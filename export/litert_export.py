@@ -66,7 +66,6 @@ class Calibrated:
     """The FP32 file's activation ranges on the calibration images, computed once for every INT8 candidate."""
 
     source: Path
-    signature: str
     ranges: dict
 
 
@@ -82,7 +81,7 @@ def calibrate(job: ExportJob) -> Calibrated:
                for i in range(0, len(images) - LITERT_BATCH + 1, LITERT_BATCH)]
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         ranges = _quantizer(source).calibrate({signature: batches}, num_threads=1)
-    return Calibrated(source, signature, ranges)
+    return Calibrated(source, ranges)
 
 
 def layer_scope(module_name: str) -> str:
