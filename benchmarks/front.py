@@ -150,6 +150,8 @@ def int8_markdown(rows: list[dict]) -> str:
 def plot(entries: list[dict], path: Path) -> None:
     import matplotlib
 
+    from edgecls.atomic import atomic_path
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -164,9 +166,9 @@ def plot(entries: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
 
 
 def checkpoints(pairs: list[str], shipped: str) -> dict[str, Path]:
